@@ -1,0 +1,22 @@
+"""The canonical example every source is turned into (DESIGN.md, "Data contract").
+
+One place for feature names, the label map and the image geometry: ingestion, the schema,
+Transform, the Trainer, serving and the reports all read them from here.
+"""
+IMAGE_SIZE = 48
+NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE  # 2304, row-major, grayscale, 0..255
+
+# tf.Example feature keys.
+PIXELS = "pixels"        # int64 list, exactly NUM_PIXELS values in [0, 255]
+LABEL = "emotion"        # int64 in [0, 6], FER2013 ids
+SOURCE = "source"        # bytes, one of SOURCES
+IMAGE_ID = "image_id"    # bytes, traceable origin ("fer2013.csv:1234", "jaffe/KA.AN1.39.tiff")
+SUBJECT = "subject"      # bytes, person or character; keeps splits subject-disjoint
+
+# FER2013 class ids; every other dataset maps onto these.
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+NUM_CLASSES = len(EMOTIONS)
+
+SOURCES = ("fer2013", "ckplus", "jaffe", "ferg")
+
+SPLITS = ("train", "eval", "test")

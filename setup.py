@@ -1,0 +1,33 @@
+"""Deep-Emotion TFX: facial-expression recognition (arXiv 1902.01019) as a TFX pipeline.
+
+The exact, tested dependency set lives in requirements.lock; install with
+`pip install -c requirements.lock -e .[dev]` (what `make test` and `make demo` do).
+The ranges below are what the code needs; the lock is what we test.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="deep-emotion-tfx",
+    version="0.1.0",
+    description="Deep-Emotion (attentional CNN with a spatial transformer) as a production TFX pipeline",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.11",
+    packages=find_packages(include=["deep_emotion*", "pipeline*", "components*", "trainer*"]),
+    install_requires=[
+        "tfx[kfp]==1.16.0",
+        "apache-beam[gcp]>=2.59,<2.60",
+        "dill==0.3.1.1",
+        "tensorflow>=2.16,<2.17",
+        "tf-keras>=2.16,<2.17",
+        "pillow>=10",
+        "click>=8",
+        "numpy<2",
+        "protobuf>=3.20.3,<4",
+        "joblib<1.5",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "matplotlib>=3.8"],
+    },
+    entry_points={"console_scripts": ["deep-emotion=deep_emotion.cli:main"]},
+)
