@@ -1,0 +1,1 @@
+"""DataGate: stops the pipeline when ExampleValidator found anomalies."""

@@ -1,0 +1,1 @@
+"""Pusher executor for TF Serving: atomic, never the same model twice."""
