@@ -1,0 +1,182 @@
+"""The executor on DirectRunner: every format from generated fixtures, valid CSV variants, counts.
+
+Exact counts come from the demo-data generator's own summary of what it wrote, or from reading
+the fixture files directly; pixels are compared with the CSV text and the PNG files.
+"""
+import collections
+import csv
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deep_emotion.data_contract import EMOTIONS, IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
+from deep_emotion.demo_data import generate
+
+USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "eval", "PrivateTest": "test"}
+CANONICAL_FEATURES = sorted([PIXELS, LABEL, SOURCE, IMAGE_ID, SUBJECT])
+
+
+def _by_emotion_name(counts_by_id):
+    return {EMOTIONS[i]: n for i, n in counts_by_id.items() if n}
+
+
+def _nonzero(counts_by_name):
+    return {name: n for name, n in counts_by_name.items() if n}
+
+
+def _csv_rows(path):
+    """{line number: (emotion, pixels, usage)} read independently of the executor."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = [c.strip() for c in next(reader)]
+        rows = {}
+        for fields in reader:
+            record = dict(zip(header, fields))
+            rows[reader.line_num] = (int(record["emotion"]), np.array(record["pixels"].split(), dtype=np.int64),
+                                     record.get("Usage", "").strip())
+    return rows
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory, ingest_into):
+    """One generated data root with every format but FER+, plus stray entries, ingested once."""
+    root = str(tmp_path_factory.mktemp("generated") / "data")
+    written = generate(root, n=60, seed=0, formats=("fer2013", "icml", "kaggle", "ckplus", "jaffe", "ferg"))
+    for stray in ("README.md", "CK+48/.DS_Store", "extra/other.csv"):
+        os.makedirs(os.path.dirname(os.path.join(root, stray)), exist_ok=True)
+        with open(os.path.join(root, stray), "w") as f:
+            f.write("a,b\n1,2\n")
+    run = ingest_into(root, str(tmp_path_factory.mktemp("generated_out")))
+    return root, written["datasets"], run.summary, run.examples
+
+
+@pytest.mark.parametrize("file_name,variant", [("fer2013.csv", "fer2013"), ("icml_face_data.csv", "icml")])
+def test_fer2013_csvs_keep_usage_splits_classes_and_pixels(generated, file_name, variant):
+    root, written, _, examples = generated
+    expected = {USAGE_TO_SPLIT[usage]: _nonzero(by_class) for usage, by_class in written[variant]["by_split"].items()}
+    got = {split: collections.Counter() for split in SPLITS}
+    rows = _csv_rows(os.path.join(root, file_name))
+    for split in SPLITS:
+        for e in examples[split]:
+            if e[IMAGE_ID].startswith(file_name + ":"):
+                got[split][EMOTIONS[e[LABEL]]] += 1
+                emotion, pixels, usage = rows[int(e[IMAGE_ID].split(":")[1])]
+                assert (e[LABEL], USAGE_TO_SPLIT[usage], e[SOURCE]) == (emotion, split, "fer2013")
+                np.testing.assert_array_equal(e[PIXELS], pixels)  # exact round trip
+                assert e["features"] == CANONICAL_FEATURES
+    assert {split: dict(c) for split, c in got.items()} == expected
+    assert sum(map(sum, (c.values() for c in got.values()))) == written[variant]["images"] == len(rows)
+
+
+def test_kaggle_train_is_split_by_content_and_test_csv_is_only_counted(generated):
+    _, written, summary, examples = generated
+    kaggle = [(split, e) for split in SPLITS for e in examples[split] if e[IMAGE_ID].startswith("train.csv:")]
+    training = written["kaggle"]["by_split"]["Training"]
+    assert collections.Counter(EMOTIONS[e[LABEL]] for _, e in kaggle) == collections.Counter(_nonzero(training))
+    by_split = collections.Counter(split for split, _ in kaggle)
+    assert by_split["train"] > by_split["eval"] + by_split["test"]  # 80/10/10 by a hash of the pixels
+    test_rows = sum(sum(written["kaggle"]["by_split"][u].values()) for u in ("PublicTest", "PrivateTest"))
+    assert summary["excluded"]["fer2013"] == {"test.csv: unlabelled (no emotion column), not ingested": test_rows}
+    assert not any(e[IMAGE_ID].startswith("test.csv") for split in SPLITS for e in examples[split])
+
+
+@pytest.mark.parametrize("source,folder,label_map", [
+    ("ckplus", "CK+48", {"anger": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy",
+                         "sadness": "sad", "surprise": "surprise"}),
+    ("jaffe", "jaffe", {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral",
+                        "SA": "sad", "SU": "surprise"}),
+    ("ferg", "FERG_DB_256", {"anger": "angry", "disgust": "disgust", "fear": "fear", "joy": "happy",
+                             "neutral": "neutral", "sadness": "sad", "surprise": "surprise"}),
+])
+def test_image_folders_are_split_by_subject_with_exact_counts(generated, source, folder, label_map):
+    root, written, summary, examples = generated
+    expected_totals = {label_map[name]: n for name, n in written[source]["by_class"].items() if name in label_map}
+    mine = {split: [e for e in examples[split] if e[SOURCE] == source] for split in SPLITS}
+    totals = collections.Counter(EMOTIONS[e[LABEL]] for split in SPLITS for e in mine[split])
+    assert dict(totals) == _nonzero(expected_totals)
+
+    subjects = {split: {e[SUBJECT] for e in mine[split]} for split in SPLITS}
+    assert all(subjects.values()), f"every split gets a subject: {subjects}"
+    assert not (subjects["train"] & subjects["eval"] or subjects["train"] & subjects["test"]
+                or subjects["eval"] & subjects["test"])
+    assert sum(map(len, subjects.values())) == written[source]["subjects"]
+
+    # Each split holds exactly the files of its subjects: nothing lost, nothing twice.
+    on_disk = collections.Counter()
+    for dirpath, _, names in os.walk(os.path.join(root, folder)):
+        for name in names:
+            if not name.startswith(".") and "contempt" not in dirpath:
+                on_disk[os.path.relpath(os.path.join(dirpath, name), root)] += 1
+    ids = collections.Counter(e[IMAGE_ID] for split in SPLITS for e in mine[split])
+    assert ids == on_disk
+    if source == "ckplus":
+        assert summary["excluded"]["ckplus"] == {
+            "contempt: no FER2013 class (set contempt_as to map it)": written["ckplus"]["by_class"]["contempt"]}
+        for e in mine["train"][:5]:  # 48x48 PNGs pass through unchanged
+            np.testing.assert_array_equal(e[PIXELS], np.asarray(Image.open(os.path.join(root, e[IMAGE_ID]))).ravel())
+    for split in SPLITS:
+        for e in mine[split]:
+            assert e[PIXELS].shape == (NUM_PIXELS,) and 0 <= e[PIXELS].min() and e[PIXELS].max() <= 255
+
+
+def test_summary_names_unrecognised_entries_and_counts_everything(generated):
+    _, _, summary, examples = generated
+    assert summary["unrecognised"] == ["CK+48/.DS_Store (file beside the CK+48 emotion folders)",
+                                       "README.md (not a dataset file)", "extra/other.csv (CSV with columns a,b)"]
+    assert summary["rejected"]["count"] == 0
+    assert summary["examples"]["by_split"] == {split: len(examples[split]) for split in SPLITS}
+    per_source_class = summary["examples"]["by_source_split_class"]
+    for split in SPLITS:
+        assert sum(sum(per_source_class[s][split].values()) for s in per_source_class) == len(examples[split])
+
+
+def test_ferplus_majority_relabels_and_excluded_rows_are_counted(tmp_path, ingest):
+    root = str(tmp_path / "data")
+    written = generate(root, n=300, seed=1, formats=("fer2013", "ferplus"))["datasets"]["ferplus"]
+    run = ingest(root, use_ferplus_labels=True)
+    majority = written["majority_vote"]
+    to_emotion = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",
+                  "anger": "angry", "disgust": "disgust", "fear": "fear"}
+    got = collections.Counter(EMOTIONS[e[LABEL]] for split in SPLITS for e in run.examples[split])
+    assert dict(got) == {to_emotion[c]: n for c, n in majority.items() if c in to_emotion and n}
+    assert majority["unknown"] + majority["NF"] > 0, "the fixture should exercise exclusion"
+    assert run.summary["excluded"]["fer2013"] == _nonzero({"FER+ majority: unknown": majority["unknown"],
+                                                           "FER+ majority: not a face": majority["NF"]})
+    rows = _csv_rows(os.path.join(root, "fer2013.csv"))
+    for split in SPLITS:  # Usage still decides the split
+        assert all(USAGE_TO_SPLIT[rows[int(e[IMAGE_ID].split(":")[1])][2]] == split for e in run.examples[split])
+
+
+def test_valid_csv_variants_are_read_exactly(data_root, ingest):
+    """CRLF, UTF-8 BOM, quoted fields, no trailing newline, icml's ' Usage' headers."""
+    pixels = [data_root.pixels() for _ in range(4)]
+    text = [data_root.text(p) for p in pixels]
+    rows = [f"{i},{t},{u}" for i, (t, u) in enumerate(zip(text, ["Training", "Training", "PublicTest", "PrivateTest"]))]
+    data_root.write("crlf/fer2013.csv", "emotion,pixels,Usage\r\n" + "\r\n".join(rows) + "\r\n")
+    data_root.write("bom/fer2013.csv", "\ufeffemotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    data_root.write("no_newline/fer2013.csv", "emotion,pixels,Usage\n" + "\n".join(rows))
+    data_root.write("quoted/fer2013.csv", '"emotion","pixels","Usage"\n'
+                    + "\n".join(f'"{i}","{t}","{u}"' for i, t, u in (r.split(",") for r in rows)) + "\n")
+    data_root.write("icml/icml_face_data.csv", "emotion, Usage, pixels\n"
+                    + "\n".join(f"{i}, {u}, {t}" for i, t, u in (r.split(",") for r in rows)) + "\n")
+    run = ingest(data_root.path)
+    splits = ["train", "train", "eval", "test"]
+    for folder in ("crlf", "bom", "no_newline", "quoted", "icml"):
+        name = f"{folder}/{'icml_face_data' if folder == 'icml' else 'fer2013'}.csv"
+        for row in range(4):
+            [example] = [e for e in run.examples[splits[row]] if e[IMAGE_ID] == f"{name}:{row + 2}"]
+            assert example[LABEL] == row
+            np.testing.assert_array_equal(example[PIXELS], pixels[row])
+    assert run.summary["examples"]["total"] == 20 and run.summary["rejected"]["count"] == 0
+
+
+def test_contempt_as_maps_ckplus_contempt_instead_of_excluding_it(data_root, ingest):
+    for subject in range(3):
+        data_root.image(f"CK+48/contempt/S00{subject}_001_00000001.png")
+        data_root.image(f"CK+48/happy/S00{subject}_002_00000001.png")
+    run = ingest(data_root.path, contempt_as="disgust")
+    assert run.summary["examples"]["total"] == 6 and "ckplus" not in run.summary["excluded"]
+    assert collections.Counter(e[LABEL] for s in SPLITS for e in run.examples[s]) == {
+        EMOTIONS.index("disgust"): 3, EMOTIONS.index("happy"): 3}

@@ -1,0 +1,367 @@
+"""The FER2013 family of CSVs: fer2013.csv, icml_face_data.csv, Kaggle train.csv / test.csv, FER+.
+
+A file is read by one DoFn call, streamed row by row with the csv module (exact line numbers for
+errors; quoting, CRLF, a UTF-8 BOM and " emotion"-style headers handled), so memory stays flat
+whatever the file size. Rows are collected in small batches whose pixels are parsed and checked
+with Arrow compute and encoded to tf.Example in C++ (records.encode_examples); a batch holding any
+bad row is re-parsed row by row to name each defect.
+
+Rows are named by their line in the file (the header is line 1): errors say "fer2013.csv line 7",
+and the example's image_id is "fer2013.csv:7". FER2013 has no subject ids: `subject` is "".
+"""
+import collections
+import contextlib
+import csv
+import dataclasses
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from components.example_gen import files
+from components.example_gen.options import CONTEMPT, CONTEMPT_EXCLUDED, IngestOptions
+from components.example_gen.records import Reject, encode_examples
+from components.example_gen.subject_split import split_by_content
+from deep_emotion.data_contract import EMOTIONS, NUM_PIXELS
+
+SOURCE = "fer2013"
+USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "eval", "PrivateTest": "test"}
+
+# FER+ (fer2013new.csv) vote columns, in file order, and the class each one means.
+FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                 "contempt", "unknown", "NF")
+FERPLUS_TO_EMOTION = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise",
+                      "sadness": "sad", "anger": "angry", "disgust": "disgust", "fear": "fear",
+                      "contempt": CONTEMPT}
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvLayout:
+    name: str
+    columns: Tuple[str, ...]  # as documented; headers are matched case- and space-insensitively
+    description: str
+
+
+USAGE_SPLIT = CsvLayout("fer2013", ("emotion", "pixels", "Usage"),
+                        "FER2013 rows, split by Usage (Training/PublicTest/PrivateTest)")
+LABELLED = CsvLayout("labelled", ("emotion", "pixels"),
+                     "labelled rows without Usage (Kaggle train.csv), split by a hash of the pixels")
+UNLABELLED = CsvLayout("unlabelled", ("pixels",),
+                       "unlabelled rows (Kaggle test.csv): counted, never used for training or evaluation")
+FERPLUS = CsvLayout("ferplus", ("Usage", "Image name") + FERPLUS_VOTES,
+                    "FER+ votes for the fer2013.csv beside it")
+LAYOUTS = (FERPLUS, USAGE_SPLIT, LABELLED, UNLABELLED)  # most specific first
+LAYOUT_BY_FILE_NAME = {"fer2013.csv": USAGE_SPLIT, "icml_face_data.csv": USAGE_SPLIT,
+                       "train.csv": LABELLED, "test.csv": UNLABELLED, "fer2013new.csv": FERPLUS}
+_BATCH_ROWS = 256
+
+
+def _key(column: str) -> str:
+    return column.strip().lstrip("\ufeff").strip().lower()
+
+
+def read_header(path: str) -> Optional[List[str]]:
+    """The header's column names, or None for an empty file."""
+    with files.open_binary(path) as f:
+        return next(csv.reader(_Lines(f)), None)
+
+
+def identify_csv(file_name: str, header: Sequence[str]) -> Tuple[Optional[CsvLayout], Tuple[str, ...]]:
+    """(layout, missing columns) of a CSV, from its name and header; (None, ()) if not ours.
+
+    A known file name sets what the header must hold (fer2013.csv without Usage is an error, not
+    a Kaggle train.csv); any other name is recognised by its header alone.
+    """
+    have = {_key(c) for c in header}
+
+    def missing(layout):
+        return tuple(c for c in layout.columns if _key(c) not in have)
+
+    by_header = next((layout for layout in LAYOUTS if not missing(layout)), None)
+    expected = LAYOUT_BY_FILE_NAME.get(file_name.lower())
+    if expected is None:
+        return by_header, ()
+    if by_header is not None and set(expected.columns) <= set(by_header.columns):
+        return by_header, ()
+    if len(missing(expected)) < len(expected.columns):  # meant to be this format, but incomplete
+        return expected, missing(expected)
+    return None, ()
+
+
+def ferplus_majority(votes: Sequence[int]) -> Optional[str]:
+    """The FER+ column that wins the vote, or None when none does.
+
+    FERPlus's own rule (microsoft/FERPlus src/ferplus.py, "majority" mode): single votes are
+    dropped as outliers, then a column must hold more than half of the remaining votes.
+    """
+    kept = [v if v > 1 else 0 for v in votes]
+    best = max(range(len(kept)), key=kept.__getitem__)
+    return FERPLUS_VOTES[best] if kept[best] * 2 > sum(kept) else None
+
+
+class PixelCountError(ValueError):
+    """Too few or too many pixel values: what a truncated line looks like."""
+
+
+def parse_pixels(text: str) -> np.ndarray:
+    """One row's pixel string as int64[NUM_PIXELS]; ValueError naming the defect otherwise."""
+    tokens = text.split()
+    for position, token in enumerate(tokens, 1):
+        digits = token[1:] if token[:1] in "+-" else token
+        if not (digits.isascii() and digits.isdigit()):
+            raise ValueError(f"pixel value {position} is not a number: {token[:20]!r}")
+    if len(tokens) != NUM_PIXELS:
+        raise PixelCountError(f"{len(tokens)} pixel values, expected {NUM_PIXELS}")
+    values = np.array([int(t) for t in tokens], dtype=np.int64)
+    outside = np.flatnonzero((values < 0) | (values > 255))
+    if outside.size:
+        raise ValueError(f"pixel value {outside[0] + 1} is {values[outside[0]]}, outside 0..255")
+    return values
+
+
+def _parse_pixel_batch(texts: List[str]) -> Optional[np.ndarray]:
+    """All rows' pixels as int64[n, NUM_PIXELS] when every row is clean, else None."""
+    try:
+        values = pc.split_pattern(pa.array(texts, pa.string()), " ").cast(pa.list_(pa.int64()))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if pc.min_max(pc.list_value_length(values)).as_py() != {"min": NUM_PIXELS, "max": NUM_PIXELS}:
+        return None
+    flat = values.flatten()
+    low_high = pc.min_max(flat).as_py()
+    if low_high["min"] < 0 or low_high["max"] > 255:
+        return None
+    return flat.to_numpy().reshape(len(texts), NUM_PIXELS)
+
+
+class _Lines:
+    """A binary file's lines as text, remembering whether the latest one ended with a newline.
+
+    Undecodable bytes become U+FFFD, so they surface as a defect of their own row.
+    """
+
+    def __init__(self, binary_file):
+        self._file = binary_file
+        self.newline_at_end = True
+
+    def __iter__(self) -> Iterator[str]:
+        encoding = "utf-8-sig"  # drops a byte-order mark at the very start only
+        for raw in self._file:
+            self.newline_at_end = raw.endswith(b"\n")
+            yield raw.decode(encoding, errors="replace")
+            encoding = "utf-8"
+
+
+_TRUNCATED = "truncated last line (the file ends without a newline): "
+
+
+@dataclasses.dataclass(frozen=True)
+class _Row:
+    line: int           # where the record starts
+    fields: List[str]
+    note: str           # "" or what any defect of this row is prefixed with
+    unterminated: bool  # the file's last line, without a newline: a missing field or pixel means truncation
+
+    def short_defect(self, defect: str) -> str:
+        """A defect of too few / too many fields or values, which on an unterminated last line is a truncation."""
+        return (_TRUNCATED if self.unterminated else "") + self.note + defect
+
+
+class _Rows:
+    """A CSV's normalised header, then its data rows (blank lines skipped)."""
+
+    def __init__(self, binary_file):
+        self._lines = _Lines(binary_file)
+        self._reader = csv.reader(self._lines)
+        self.header = [_key(c) for c in next(self._reader, [])]
+        self.columns = {name: i for i, name in enumerate(self.header)}
+
+    def __iter__(self) -> Iterator[_Row]:
+        previous = self._reader.line_num
+        for fields in self._reader:
+            first, previous = previous + 1, self._reader.line_num
+            if not fields:
+                continue
+            note = f"lines {first}-{previous} read as one record (an unclosed quote?): " if previous > first else ""
+            yield _Row(first, fields, note, not self._lines.newline_at_end)
+
+    def field_count_defect(self, row: _Row) -> Optional[str]:
+        if len(row.fields) == len(self.header):
+            return None
+        return row.short_defect(f"{len(row.fields)} fields, expected {len(self.header)} ({','.join(self.header)})")
+
+
+def _emotion(text: str) -> Tuple[Optional[int], Optional[str]]:
+    value = text.strip()
+    if not (value.lstrip("+-").isascii() and value.lstrip("+-").isdigit()):
+        return None, f"emotion {value[:20]!r} is not a whole number"
+    if not 0 <= int(value) < len(EMOTIONS):
+        labels = ", ".join(f"{i} {name}" for i, name in enumerate(EMOTIONS))
+        return None, f"emotion {int(value)} is outside the label map ({labels})"
+    return int(value), None
+
+
+def _rejected(path: str, line: Optional[int], defect: str, fatal: bool = False):
+    yield beam.pvalue.TaggedOutput("rejected", Reject(SOURCE, path, line, defect, fatal))
+    yield beam.pvalue.TaggedOutput("tally", collections.Counter({("rejected", SOURCE): 1}))
+
+
+@dataclasses.dataclass
+class _Batch:
+    rows: List[_Row] = dataclasses.field(default_factory=list)
+    texts: List[str] = dataclasses.field(default_factory=list)
+    emotions: List[int] = dataclasses.field(default_factory=list)
+    splits: List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvTask:
+    path: str                  # as opened; reports name it
+    name: str                  # relative to the data root: image ids use it
+    layout: str                # a CsvLayout name
+    ferplus_path: Optional[str] = None  # relabel from this fer2013new.csv (same rows, same order)
+
+
+class ReadCsvFile(beam.DoFn):
+    """CsvTask -> (split, serialized tf.Example); tagged 'rejected' Rejects and 'tally' Counters."""
+
+    def __init__(self, options: IngestOptions):
+        super().__init__()
+        self._options = options
+
+    def process(self, task: CsvTask):
+        try:
+            if task.layout == UNLABELLED.name:
+                yield from self._count_unlabelled(task)
+            else:
+                yield from self._read_labelled(task)
+        except csv.Error as error:  # e.g. a field over the csv module's size limit: cannot resync
+            yield from _rejected(task.path, None, f"CSV syntax error ({error}); the rest of the file was not read",
+                                 fatal=True)
+        except OSError as error:
+            yield from _rejected(task.path, None, f"cannot read the file: {error}", fatal=True)
+
+    def _count_unlabelled(self, task: CsvTask):
+        with files.open_binary(task.path) as f:
+            rows = sum(1 for _ in _Rows(f))
+        reason = f"{task.name}: unlabelled (no emotion column), not ingested"
+        yield beam.pvalue.TaggedOutput("tally", collections.Counter({("excluded", SOURCE, reason): rows}))
+
+    def _read_labelled(self, task: CsvTask):
+        with files.open_binary(task.path) as f, (
+                files.open_binary(task.ferplus_path) if task.ferplus_path else contextlib.nullcontext()) as fp:
+            rows = _Rows(f)
+            ferplus = _Rows(fp) if fp else None
+            ferplus_rows = iter(ferplus) if ferplus else None
+            batch, tally, seen = _Batch(), collections.Counter(), 0
+            for row in rows:
+                seen += 1
+                if ferplus_rows is None:
+                    emotion, defect = self._checked_row(rows, row)
+                    where = (task.path, row.line)
+                else:
+                    ferplus_row = next(ferplus_rows, None)
+                    if ferplus_row is None:
+                        yield from _rejected(task.ferplus_path, None, (
+                            f"has fewer data rows than {task.path}, which continues at line {row.line}; "
+                            "FER+ labels need the same rows in the same order"), fatal=True)
+                        return
+                    emotion, defect = self._checked_row(rows, row, read_emotion=False)
+                    where = (task.path, row.line)
+                    if defect is None:
+                        emotion, defect = self._ferplus_emotion(ferplus, ferplus_row, tally)
+                        where = (task.ferplus_path, ferplus_row.line)
+                        if emotion is None and defect is None:
+                            continue  # excluded by the vote, counted in tally
+                split = None
+                if defect is None:
+                    split, defect = self._split(rows, row)
+                if defect is not None:
+                    yield from _rejected(*where, defect)
+                    continue
+                batch.rows.append(row)
+                batch.texts.append(row.fields[rows.columns["pixels"]])
+                batch.emotions.append(emotion)
+                batch.splits.append(split)
+                if len(batch.rows) >= _BATCH_ROWS:
+                    yield from self._flush(task, batch, tally)
+                    batch, tally = _Batch(), collections.Counter()
+            if ferplus_rows is not None and next(ferplus_rows, None) is not None:
+                yield from _rejected(task.ferplus_path, None, (
+                    f"has more data rows than {task.path} ({seen}); FER+ labels need the same rows "
+                    "in the same order"), fatal=True)
+                return
+            if seen == 0:
+                yield from _rejected(task.path, None, "header only: no data rows")
+            yield from self._flush(task, batch, tally)
+
+    @staticmethod
+    def _checked_row(rows: _Rows, row: _Row, read_emotion: bool = True):
+        """(emotion id, defect) from the row's own emotion column (not read when FER+ labels it)."""
+        defect = rows.field_count_defect(row)
+        if defect is None and read_emotion:
+            emotion, defect = _emotion(row.fields[rows.columns["emotion"]])
+            if defect is None:
+                return emotion, None
+            defect = row.note + defect
+        return None, defect
+
+    def _split(self, rows: _Rows, row: _Row) -> Tuple[Optional[str], Optional[str]]:
+        if "usage" in rows.columns:
+            usage = row.fields[rows.columns["usage"]].strip()
+            if usage not in USAGE_TO_SPLIT:
+                return None, row.note + f"Usage {usage[:30]!r} is not one of {', '.join(USAGE_TO_SPLIT)}"
+            return USAGE_TO_SPLIT[usage], None
+        text = row.fields[rows.columns["pixels"]].strip().encode()
+        return split_by_content(text, self._options.split_fractions, self._options.split_seed), None
+
+    def _ferplus_emotion(self, ferplus: _Rows, row: _Row, tally: collections.Counter):
+        """(emotion id, defect) from a FER+ row; (None, None) when the vote excludes it (counted)."""
+        defect = ferplus.field_count_defect(row)
+        if defect:
+            return None, defect
+        votes = []
+        for column in FERPLUS_VOTES:
+            value = row.fields[ferplus.columns[_key(column)]].strip()
+            if not (value.isascii() and value.isdigit()):
+                return None, row.note + f"{column} vote count {value[:20]!r} is not a whole number"
+            votes.append(int(value))
+        winner = ferplus_majority(votes)
+        if winner is None:
+            reason = "FER+ votes: no majority"
+        elif winner == "unknown":
+            reason = "FER+ majority: unknown"
+        elif winner == "NF":
+            reason = "FER+ majority: not a face"
+        else:
+            emotion = self._options.emotion_id(FERPLUS_TO_EMOTION[winner])
+            if emotion is not None:
+                return emotion, None
+            reason = f"FER+ majority: {CONTEMPT_EXCLUDED}"
+        tally[("excluded", SOURCE, reason)] += 1
+        return None, None
+
+    def _flush(self, task: CsvTask, batch: _Batch, tally: collections.Counter):
+        keep = list(range(len(batch.rows)))
+        pixels = _parse_pixel_batch(batch.texts) if keep else None
+        if keep and pixels is None:  # some row is bad: find and name each one
+            parsed, keep = [], []
+            for i, (row, text) in enumerate(zip(batch.rows, batch.texts)):
+                try:
+                    parsed.append(parse_pixels(text))
+                    keep.append(i)
+                except PixelCountError as defect:
+                    yield from _rejected(task.path, row.line, row.short_defect(str(defect)))
+                except ValueError as defect:
+                    yield from _rejected(task.path, row.line, row.note + str(defect))
+            pixels = np.stack(parsed) if parsed else None
+        if keep:
+            examples = encode_examples(pixels, [batch.emotions[i] for i in keep], SOURCE,
+                                       [f"{task.name}:{batch.rows[i].line}" for i in keep], [""] * len(keep))
+            for i, example in zip(keep, examples):
+                tally[("example", SOURCE, batch.splits[i], batch.emotions[i])] += 1
+                yield batch.splits[i], example
+        if tally:
+            yield beam.pvalue.TaggedOutput("tally", tally)
