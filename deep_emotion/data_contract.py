@@ -20,3 +20,19 @@ NUM_CLASSES = len(EMOTIONS)
 SOURCES = ("fer2013", "ckplus", "jaffe", "ferg")
 
 SPLITS = ("train", "eval", "test")
+
+# How each dataset names its classes, mapped to EMOTIONS names. Ingestion reads these labels and the
+# demo-data generator writes them: one table, so the two can never disagree.
+CONTEMPT = "contempt"  # CK+ and FER+ have it, FER2013 does not: excluded unless mapped (contempt_as)
+CKPLUS_FOLDERS = {"anger": "angry", "contempt": CONTEMPT, "disgust": "disgust", "fear": "fear",
+                  "happy": "happy", "sadness": "sad", "surprise": "surprise"}  # CK+48/<folder>/
+JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral",
+               "SA": "sad", "SU": "surprise"}  # KA.AN1.39.tiff
+FERG_EXPRESSIONS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "joy": "happy",
+                    "neutral": "neutral", "sadness": "sad", "surprise": "surprise"}  # aia/aia_anger/
+# fer2013new.csv vote columns in file order; "unknown" and "NF" (not a face) are no class.
+FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+                 "contempt", "unknown", "NF")
+FERPLUS_TO_EMOTION = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise",
+                      "sadness": "sad", "anger": "angry", "disgust": "disgust", "fear": "fear",
+                      "contempt": CONTEMPT}

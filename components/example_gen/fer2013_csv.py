@@ -21,20 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.example_gen import files
-from components.example_gen.options import CONTEMPT, CONTEMPT_EXCLUDED, IngestOptions
+from components.example_gen.options import CONTEMPT_EXCLUDED, IngestOptions
 from components.example_gen.records import Reject, encode_examples
 from components.example_gen.subject_split import split_by_content
-from deep_emotion.data_contract import EMOTIONS, NUM_PIXELS
+from deep_emotion.data_contract import EMOTIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES, NUM_PIXELS
 
 SOURCE = "fer2013"
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "eval", "PrivateTest": "test"}
 
-# FER+ (fer2013new.csv) vote columns, in file order, and the class each one means.
-FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                 "contempt", "unknown", "NF")
-FERPLUS_TO_EMOTION = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise",
-                      "sadness": "sad", "anger": "angry", "disgust": "disgust", "fear": "fear",
-                      "contempt": CONTEMPT}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,17 +20,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from components.example_gen import files
-from components.example_gen.options import CONTEMPT
 from components.example_gen.records import Reject, encode_examples
-from deep_emotion.data_contract import IMAGE_SIZE
+from deep_emotion.data_contract import CKPLUS_FOLDERS, FERG_EXPRESSIONS, IMAGE_SIZE, JAFFE_CODES
 
-# Dataset label maps: folder name or file-name code -> FER2013 emotion name (or CONTEMPT).
-CKPLUS_FOLDERS = {"anger": "angry", "contempt": CONTEMPT, "disgust": "disgust", "fear": "fear",
-                  "happy": "happy", "sadness": "sad", "surprise": "surprise"}
-JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral",
-               "SA": "sad", "SU": "surprise"}
-FERG_EXPRESSIONS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "joy": "happy",
-                    "neutral": "neutral", "sadness": "sad", "surprise": "surprise"}
 
 CKPLUS_SUBJECT = re.compile(r"^(S\d+)_", re.IGNORECASE)                     # S005_001_00000011.png
 JAFFE_NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})\d*\.\d+\.\w+$", re.IGNORECASE)  # KA.AN1.39.tiff

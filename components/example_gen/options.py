@@ -10,10 +10,9 @@ from google.protobuf import json_format, struct_pb2
 from tfx.proto import example_gen_pb2
 from tfx.utils import proto_utils
 
-from deep_emotion.data_contract import EMOTIONS, SPLITS
+from deep_emotion.data_contract import CONTEMPT, EMOTIONS, SPLITS
 
 # CK+ and FER+ have a seventh expression FER2013 lacks. Their label maps name it so.
-CONTEMPT = "contempt"
 CONTEMPT_EXCLUDED = "contempt: no FER2013 class (set contempt_as to map it)"
 
 

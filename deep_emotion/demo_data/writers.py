@@ -20,7 +20,8 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from deep_emotion.data_contract import EMOTIONS
+from deep_emotion.data_contract import (CKPLUS_FOLDERS, EMOTIONS, FERG_EXPRESSIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES,
+                                         JAFFE_CODES)
 from deep_emotion.demo_data.faces import CONTEMPT, render_faces
 
 # progress(dataset, done, total): called as a long write advances.
@@ -48,11 +49,8 @@ FER2013_USAGE_ROWS = (28_709, 3_589, 3_589)  # the real file's 35,887 rows
 # The real Training split's class counts (EMOTIONS order); every split keeps these proportions.
 FER2013_TRAINING_COUNTS = (3_995, 436, 4_097, 7_215, 4_830, 3_171, 4_965)
 
-FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                   "contempt", "unknown", "NF")
-_FERPLUS_COLUMN_OF = {"angry": "anger", "disgust": "disgust", "fear": "fear",
-                      "happy": "happiness", "sad": "sadness", "surprise": "surprise",
-                      "neutral": "neutral"}
+FERPLUS_COLUMNS = FERPLUS_VOTES
+_FERPLUS_COLUMN_OF = {emotion: column for column, emotion in FERPLUS_TO_EMOTION.items()}
 FERPLUS_VOTERS = 10
 FERPLUS_UNKNOWN_SHARE, FERPLUS_NOT_FACE_SHARE = 0.02, 0.01
 
@@ -170,8 +168,6 @@ def _pixels_text(face: np.ndarray) -> str:
 # CK+48: CK+48/<emotion>/S005_001_00000011.png, the last frames of each posed sequence, 48x48.
 
 CKPLUS_DIR = "CK+48"
-CKPLUS_FOLDERS = {"anger": "angry", "contempt": None, "disgust": "disgust", "fear": "fear",
-                  "happy": "happy", "sadness": "sad", "surprise": "surprise"}  # -> EMOTIONS
 # Sequences per folder in the real CK+48 (981 images = 327 sequences x 3 frames).
 CKPLUS_SEQUENCES = {"anger": 45, "contempt": 18, "disgust": 59, "fear": 25, "happy": 69,
                     "sadness": 28, "surprise": 83}
@@ -223,8 +219,6 @@ def write_ckplus(out_dir, sequences: int, seed, progress: Progress = None) -> di
 
 JAFFE_DIR = "jaffe"
 JAFFE_POSERS = ("KA", "KL", "KM", "KR", "MK", "NA", "NM", "TM", "UY", "YM")
-JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral",
-               "SA": "sad", "SU": "surprise"}  # -> EMOTIONS
 JAFFE_IMAGES = {"AN": 30, "DI": 29, "FE": 32, "HA": 31, "NE": 30, "SA": 31, "SU": 30}  # 213
 JAFFE_SIZE = 256
 
@@ -265,8 +259,6 @@ def write_jaffe(out_dir, seed, progress: Progress = None) -> dict:
 
 FERG_DIR = "FERG_DB_256"
 FERG_CHARACTERS = ("aia", "bonnie", "jules", "malcolm", "mery", "ray")
-FERG_EMOTIONS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "joy": "happy",
-                 "neutral": "neutral", "sadness": "sad", "surprise": "surprise"}  # -> EMOTIONS
 FERG_SIZE = 256
 # Each character's colouring (RGB, scaled by the face's brightness): the files are colour
 # cartoons, so ingestion's conversion to grayscale is exercised.
@@ -280,11 +272,11 @@ def write_ferg(out_dir, per_class: int, seed, progress: Progress = None) -> dict
     rng = np.random.default_rng([*_seed_words(seed), _STREAMS["ferg"]])
     images = []  # (character index, emotion, relative path)
     for c, character in enumerate(FERG_CHARACTERS):
-        for emotion in FERG_EMOTIONS:
+        for emotion in FERG_EXPRESSIONS:
             numbers = np.sort(rng.choice(np.arange(1, 10 * per_class + 1), per_class, replace=False))
             folder = f"{character}/{character}_{emotion}"
             images += [(c, emotion, f"{folder}/{character}_{emotion}_{k}.png") for k in numbers]
-    labels = np.array([EMOTIONS.index(FERG_EMOTIONS[e]) for _, e, _ in images])
+    labels = np.array([EMOTIONS.index(FERG_EXPRESSIONS[e]) for _, e, _ in images])
     subject_ids = np.array([_SUBJECT_BASE["ferg"] + c for c, _, _ in images])
     root = Path(out_dir) / FERG_DIR
     with _atomic(root) as tmp:
@@ -301,7 +293,7 @@ def write_ferg(out_dir, per_class: int, seed, progress: Progress = None) -> dict
             if progress:
                 progress("ferg", min(len(images), start + _BLOCK // 4), len(images))
     return {"path": str(root), "images": len(images), "subjects": len(FERG_CHARACTERS),
-            "by_class": _count([e for _, e, _ in images], FERG_EMOTIONS)}
+            "by_class": _count([e for _, e, _ in images], FERG_EXPRESSIONS)}
 
 
 def _tint(face: np.ndarray, rgb) -> np.ndarray:

@@ -149,9 +149,9 @@ def test_ferg_layout_is_colour_pngs_per_character_and_expression(demo_root):
     matches = [pattern.fullmatch(f) for f in files]
     assert all(matches), files[:5]
     assert Counter((m[1], m[2]) for m in matches) == {
-        (c, e): per_class for c in writers.FERG_CHARACTERS for e in writers.FERG_EMOTIONS}
+        (c, e): per_class for c in writers.FERG_CHARACTERS for e in writers.FERG_EXPRESSIONS}
     assert summary["datasets"]["ferg"]["by_class"] == {
-        e: per_class * len(writers.FERG_CHARACTERS) for e in writers.FERG_EMOTIONS}
+        e: per_class * len(writers.FERG_CHARACTERS) for e in writers.FERG_EXPRESSIONS}
     with Image.open(ferg / files[0]) as im:
         assert (im.format, im.mode, im.size) == ("PNG", "RGBA", (256, 256))
         rgba = np.asarray(im)
