@@ -1,0 +1,128 @@
+"""Deep-Emotion speed on this machine: training images/s and inference latency/throughput.
+
+    TF_ENABLE_ONEDNN_OPTS=1 python -m bench.model [--layouts paper reference] [--runs 7]
+        [--train-steps 40] [--threads INTRA,INTER] [--skip-training]
+
+Training: Adam steps of `model.fit` on cached, pre-batched random images (the model alone),
+and of the pipeline train() builds (cache, shuffle, batch, augment with the sampler, prefetch).
+Inference: the model's concrete function (what a SavedModel signature runs), batch 1 latency
+p50/p99 over 300 calls, and images/s at batch 128 and 256. Every figure is the median of
+--runs runs (these machines are shared and noisy); the spread is printed beside it, and for
+training also images per CPU-second of this process, which other load disturbs less (on an
+idle 2-core machine wall-clock images/s can approach twice that).
+"""
+from deep_emotion.runtime import quiet_tensorflow
+
+quiet_tensorflow()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
+
+from trainer.model import build_model  # noqa: E402
+from trainer.train import HParams, training_batches, without_autotune  # noqa: E402
+
+TRAIN_BATCHES = (32, 128)
+INFER_BATCHES = (128, 256)
+
+
+def images(n, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, 48, 48, 1)).astype(np.float32)
+
+
+def train_throughput(layout, batch_size, steps, runs, pipeline):
+    """Images/s of `runs` fits of `steps` steps each, after one warm-up fit."""
+    model = build_model(layout, seed=0)
+    model.compile(tf_keras.optimizers.Adam(0.005), tf_keras.losses.SparseCategoricalCrossentropy())
+    n = batch_size * steps
+    x, y = images(n), np.random.default_rng(1).integers(0, 7, n)
+    if pipeline:
+        batches = training_batches(tf.data.Dataset.from_tensor_slices((x, y)), HParams(batch_size=batch_size))
+    else:
+        batches = without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().prefetch(2))
+    model.fit(batches, epochs=1, verbose=0)
+    rates, cpu_rates = [], []
+    for _ in range(runs):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        model.fit(batches, epochs=1, verbose=0)
+        rates.append(n / (time.perf_counter() - started))
+        cpu_rates.append(n / (time.process_time() - cpu_started))
+    return rates, cpu_rates
+
+
+def inference(layout, runs):
+    """(p50 ms, p99 ms) at batch 1 per run, and images/s per run for each INFER_BATCHES size."""
+    model = build_model(layout, seed=0)
+    serve = tf.function(lambda image: model(image, training=False)).get_concrete_function(
+        tf.TensorSpec([None, 48, 48, 1], tf.float32))
+    one = tf.constant(images(1))
+    for _ in range(50):
+        serve(one).numpy()
+    latencies, rates = [], {b: [] for b in INFER_BATCHES}
+    for _ in range(runs):
+        times = []
+        for _ in range(300):
+            started = time.perf_counter()
+            serve(one).numpy()
+            times.append(time.perf_counter() - started)
+        latencies.append((np.percentile(times, 50) * 1e3, np.percentile(times, 99) * 1e3))
+    for batch_size in INFER_BATCHES:
+        batch = tf.constant(images(batch_size))
+        serve(batch).numpy()
+        for _ in range(runs):
+            calls = max(1, 2048 // batch_size)
+            started = time.perf_counter()
+            for _ in range(calls):
+                serve(batch).numpy()
+            rates[batch_size].append(calls * batch_size / (time.perf_counter() - started))
+    return latencies, rates
+
+
+def spread(values, fmt="{:,.0f}"):
+    return f"{fmt.format(np.median(values))}  ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layouts", nargs="+", default=["paper", "reference"], choices=["paper", "reference"])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--train-steps", type=int, default=40)
+    parser.add_argument("--threads", default=None, metavar="INTRA,INTER",
+                        help="TensorFlow's intra- and inter-op thread counts (default: TensorFlow's, one per core)")
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads:
+        intra, inter = (int(n) for n in args.threads.split(","))
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, oneDNN "
+          f"{'on' if os.environ.get('TF_ENABLE_ONEDNN_OPTS', '0') == '1' else 'off'} "
+          f"(TF_ENABLE_ONEDNN_OPTS), threads {args.threads or 'default'}, "
+          f"load average {os.getloadavg()[0]:.1f} at start; "
+          f"median (min-max) of {args.runs} runs")
+    for layout in args.layouts:
+        print(f"\n{layout} layout")
+        for batch_size in TRAIN_BATCHES if not args.skip_training else ():
+            for pipeline in (False, True):
+                what = "train() pipeline, augmented" if pipeline else "model only"
+                rates, cpu_rates = train_throughput(layout, batch_size, args.train_steps, args.runs, pipeline)
+                print(f"  train  batch {batch_size:3d}  {what:28s} {spread(rates)} images/s;  "
+                      f"{np.median(cpu_rates):,.0f} per CPU-second", flush=True)
+        latencies, rates = inference(layout, args.runs)
+        print(f"  infer  batch   1  p50 {spread([p50 for p50, _ in latencies], '{:.2f}')} ms   "
+              f"p99 {spread([p99 for _, p99 in latencies], '{:.2f}')} ms", flush=True)
+        for batch_size, values in rates.items():
+            print(f"  infer  batch {batch_size:3d}  {spread(values)} images/s", flush=True)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at end. Reproduce: "
+          f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '0')} "
+          f"python -m bench.model {' '.join(sys.argv[1:] if argv is None else argv)}")
+
+
+if __name__ == "__main__":
+    main()

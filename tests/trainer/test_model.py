@@ -1,0 +1,129 @@
+"""build_model: the two layouts' sizes, outputs, starting point, gradients and SavedModel export."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from trainer.model import LinearConvPair, attention_model, build_model, trainable_parameters
+
+LAYOUTS = {"paper": 47_657, "reference": 66_877}
+
+
+@pytest.fixture(scope="module", params=list(LAYOUTS))
+def model(request):
+    return build_model(request.param, seed=0)
+
+
+def test_trainable_parameter_counts_match_the_layouts(model):
+    layout = model.name.removeprefix("deep_emotion_")
+    assert trainable_parameters(model) == LAYOUTS[layout]
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="layout must be one of"):
+        build_model("resnet")
+
+
+def test_output_is_float32_probabilities(model, faces):
+    probabilities = model(faces[0][:5]).numpy()
+    assert probabilities.shape == (5, 7) and probabilities.dtype == np.float32
+    assert np.all(probabilities >= 0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_mixed_precision_computes_in_float16_and_still_returns_float32_probabilities(layout, faces):
+    model = build_model(layout, mixed_precision=True, seed=0)
+    assert model.get_layer("conv3").compute_dtype == "float16"
+    assert model.get_layer("theta").compute_dtype == "float32"
+    probabilities = model(faces[0][:3]).numpy()
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
+    assert tf_keras.mixed_precision.global_policy().name == "float32"  # left as it was
+
+
+def test_transformer_starts_at_the_identity(model, faces):
+    images = faces[0][:4]
+    np.testing.assert_array_equal(attention_model(model, "theta")(images), np.tile([1.0, 0, 0, 0, 1, 0], (4, 1)))
+    np.testing.assert_array_equal(attention_model(model, "input")(images), images)
+    sampled = model.get_layer("attention").input[0]  # what the sampler is given
+    before = tf_keras.Model(model.input, sampled)(images)
+    np.testing.assert_array_equal(attention_model(model, "features")(images), before)
+    assert attention_model(model, "features").output_shape == (
+        (None, 9, 9, 10) if model.name.endswith("paper") else (None, 48, 48, 1))
+
+
+def test_attention_view_follows_theta(model, faces):
+    """With a mirroring theta head, the input view is the mirrored face."""
+    view = attention_model(model, "input")
+    theta_layer = model.get_layer("theta")
+    kernel, bias = theta_layer.get_weights()
+    theta_layer.set_weights([kernel, np.array([-1.0, 0, 0, 0, 1, 0], np.float32)])
+    try:
+        np.testing.assert_array_equal(view(faces[0][:2]), faces[0][:2, :, ::-1])
+    finally:
+        theta_layer.set_weights([kernel, bias])
+
+
+def test_attention_model_refuses_unknown_views(model):
+    with pytest.raises(ValueError, match="view must be"):
+        attention_model(model, "saliency")
+
+
+def test_paper_conv_pair_computes_conv2_of_conv1():
+    pair = LinearConvPair(10, 10)
+    images = tf.random.stateless_normal([2, 48, 48, 1], seed=[1, 2])
+    pair(images)
+    for weight in pair.weights:  # non-zero biases too
+        weight.assign(tf.random.stateless_normal(weight.shape, seed=[3, weight.shape.num_elements()]))
+    expected = pair.conv2(pair.conv1(images))
+    np.testing.assert_allclose(pair(images), expected, rtol=1e-4, atol=1e-4 * float(tf.reduce_max(tf.abs(expected))))
+    assert [w.name for w in pair.weights] == ["linear_conv_pair/conv1/kernel:0", "linear_conv_pair/conv1/bias:0",
+                                              "linear_conv_pair/conv2/kernel:0", "linear_conv_pair/conv2/bias:0"]
+
+
+def test_dropout_is_off_at_inference(model, faces):
+    images = faces[0][:8]
+    np.testing.assert_array_equal(model(images, training=False), model(images, training=False))
+    assert not np.array_equal(model(images, training=True), model(images, training=True))
+
+
+def test_gradients_reach_theta_and_every_localisation_weight(model, faces):
+    """At the start the theta head's zero kernel blocks the gradient to the localisation net (by
+    design: it starts at the identity), so give that kernel small values first."""
+    images, labels = faces[0][:16], faces[1][:16]
+    theta_layer = model.get_layer("theta")
+    kernel, bias = theta_layer.get_weights()
+    loss_fn = tf_keras.losses.SparseCategoricalCrossentropy()
+    with tf.GradientTape() as tape:
+        loss = loss_fn(labels, model(images, training=True))
+    gradients = dict(zip([v.name for v in model.trainable_weights], tape.gradient(loss, model.trainable_weights)))
+    assert np.abs(gradients["theta/bias:0"]).max() > 0 and np.abs(gradients["theta/kernel:0"]).max() > 0
+
+    theta_layer.set_weights([np.random.default_rng(0).normal(0, 0.05, kernel.shape).astype(np.float32), bias])
+    try:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True))
+        gradients = tape.gradient(loss, model.trainable_weights)
+    finally:
+        theta_layer.set_weights([kernel, bias])
+    for variable, gradient in zip(model.trainable_weights, gradients):
+        assert gradient is not None and np.abs(gradient).max() > 0, variable.name
+        assert np.all(np.isfinite(gradient)), variable.name
+
+
+def test_saved_model_round_trip_gives_identical_predictions(model, faces, tmp_path):
+    signature = tf.function(lambda image: {"probabilities": model(image, training=False)},
+                            input_signature=[tf.TensorSpec([None, 48, 48, 1], tf.float32, name="image")])
+    tf.saved_model.save(model, str(tmp_path), signatures={"serving_default": signature})
+    loaded = tf.saved_model.load(str(tmp_path))
+    images = faces[0][:10]
+    served = loaded.signatures["serving_default"](image=tf.constant(images))["probabilities"]
+    np.testing.assert_array_equal(served.numpy(), model.predict(images, verbose=0))
+
+
+def test_keras_config_round_trip_rebuilds_the_same_model(model, faces):
+    clone = tf_keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    assert trainable_parameters(clone) == trainable_parameters(model)
+    np.testing.assert_array_equal(clone(faces[0][:4]), model(faces[0][:4]))
