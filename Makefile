@@ -6,7 +6,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 export TF_USE_LEGACY_KERAS := 1
-export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_CPP_MIN_LOG_LEVEL := 3
+export TF_ENABLE_ONEDNN_OPTS := 1
+export PYTHONWARNINGS := ignore::FutureWarning,ignore::DeprecationWarning
 export PYTHONDONTWRITEBYTECODE := 1
 
 VENV       := .venv
@@ -17,7 +19,12 @@ DEMO_DATA  ?= $(OUTPUT_ROOT)/demo-data
 DEMO_N     ?= 3000
 PYTEST_ARGS ?=
 
-.PHONY: help demo test venv bench demo-data ingest clean
+TFX        := $(CURDIR)/$(VENV)/bin/tfx
+PIPELINE_NAME ?= deep-emotion
+# The tfx CLI keeps its pipeline registry here (its default is ~/tfx/beam).
+export BEAM_HOME ?= $(OUTPUT_ROOT)/tfx-beam-home
+
+.PHONY: help demo test venv bench demo-data pipeline-run schema-candidate clean
 
 help:
 	@echo "make demo   - set up .venv, generate the demo data and run the pipeline on it"
@@ -41,7 +48,7 @@ $(PY):
 
 # Reinstalls only when the lock or setup.py changed since the last install.
 $(INSTALLED): requirements.lock setup.py | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==24.2" "setuptools<75" wheel
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==24.2" "setuptools==70.3.0" "wheel==0.44.0"
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	$(PY) -m pip check
 	@touch $@
@@ -52,11 +59,37 @@ venv: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo-data: $(INSTALLED)
+# Generated once: rewriting identical files would change their mtimes and defeat the pipeline cache.
+demo-data: $(OUTPUT_ROOT)/.demo-data-$(DEMO_N).complete
+$(OUTPUT_ROOT)/.demo-data-$(DEMO_N).complete: | $(INSTALLED)
 	$(VENV)/bin/deep-emotion demo-data --out $(DEMO_DATA) --n $(DEMO_N) --seed 0
+	@touch $@
 
+# The main job, as users run it: the tfx CLI with the beam engine (never --engine auto: with kfp
+# installed it picks the Kubeflow handler). Settings travel as DEEP_EMOTION_* variables.
+pipeline-run: $(INSTALLED)
+	@if [ -d "$(BEAM_HOME)/$(PIPELINE_NAME)" ]; then verb=update; else verb=create; fi; \
+	echo "tfx pipeline $$verb (registry: $(BEAM_HOME))"; \
+	$(TFX) pipeline $$verb --engine beam --pipeline_path $(CURDIR)/pipeline/beam_runner.py
+	$(TFX) run create --engine beam --pipeline_name $(PIPELINE_NAME)
+	$(VENV)/bin/deep-emotion summary $(SUMMARY_ARGS)
+
+demo: export DEEP_EMOTION_PIPELINE_NAME = $(PIPELINE_NAME)
+demo: export DEEP_EMOTION_PROFILE = demo
+demo: export DEEP_EMOTION_DATA_ROOT = $(DEMO_DATA)
+demo: export DEEP_EMOTION_OUTPUT_ROOT = $(OUTPUT_ROOT)
+demo: SUMMARY_ARGS = --min-test-accuracy 0.9
 demo: demo-data
-	$(VENV)/bin/deep-emotion ingest --data-root $(DEMO_DATA) --out $(OUTPUT_ROOT)/demo-ingest
+	@$(MAKE) --no-print-directory pipeline-run SUMMARY_ARGS="$(SUMMARY_ARGS)"
+	$(VENV)/bin/deep-emotion report --out $(OUTPUT_ROOT)/report.html
+
+# A schema inferred from the latest run's statistics (the pipeline's SchemaGen), beside the curated
+# one, for a maintainer to review before editing schema/schema.pbtxt.
+schema-candidate: $(INSTALLED)
+	mkdir -p $(OUTPUT_ROOT)/schema-candidate
+	cd $(OUTPUT_ROOT)/schema-candidate && $(TFX) pipeline schema --engine beam --pipeline_name $(PIPELINE_NAME) >/dev/null
+	@echo "Candidate schema: $(OUTPUT_ROOT)/schema-candidate/schema.pbtxt  (diff against schema/schema.pbtxt below)"
+	-diff -u schema/schema.pbtxt $(OUTPUT_ROOT)/schema-candidate/schema.pbtxt
 
 bench: $(INSTALLED)
 	$(PY) -m bench

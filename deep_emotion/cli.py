@@ -17,6 +17,16 @@ COMMANDS = {
                   "Write synthetic faces in the FER2013, CK+, JAFFE and FERG formats."),
     "ingest": ("components.example_gen.ingest:ingest",
                "Convert a data root to canonical TFRecords (train/eval/test) on Beam."),
+    "summary": ("deep_emotion.summary:summary",
+                "What the latest pipeline run did, where its outputs are, the pushed model's test accuracy."),
+    "kfp": ("pipeline.kfp_cli:kfp",
+            "Compile, submit and schedule the pipeline on Kubeflow Pipelines 2.x."),
+    "predict": ("deep_emotion.predict:predict",
+                "Predict the emotion of images, folders or FER2013 CSV rows with a served model (JSON lines)."),
+    "report": ("deep_emotion.report.cli:report",
+               "Write a run's data-validation and model-analysis report as one offline HTML file."),
+    "config": ("deep_emotion.cli:config",
+               "Print the pipeline settings in effect and their DEEP_EMOTION_* variables."),
 }
 
 
@@ -40,6 +50,14 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """Deep-Emotion TFX: data, pipeline, model and reports for facial-expression recognition."""
+
+
+@click.command("config")
+def config():
+    """Print the pipeline settings in effect and their DEEP_EMOTION_* variables."""
+    from pipeline import configs
+
+    click.echo(configs.describe())
 
 
 if __name__ == "__main__":

@@ -15,22 +15,27 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def quiet_tensorflow() -> None:
-    """Select Keras 2 and silence TensorFlow's C++ start-up chatter (call before importing TF).
+    """Select Keras 2, enable oneDNN and silence TensorFlow's C++ start-up chatter (call before
+    importing TF).
 
     Level 3 also hides TF 2.16's spurious "Unable to register cuDNN/cuFFT/cuBLAS factory" lines,
     printed at ERROR level on every import; real failures still raise Python exceptions.
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # oneDNN kernels: TF 2.16 leaves them off on AMD CPUs; on, Deep-Emotion trains ~2.5x faster
+    # (bench/model.py). Results differ from the default kernels only in float rounding.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-class _PipelineProgress(logging.Filter):
-    """Keeps warnings, errors and our own code's messages; turns TFX's node start/finish lines
-    into one progress line each, with the node's wall time."""
+class _PipelineProgress(logging.Filter, logging.Formatter):
+    """Keeps warnings, errors and our own code's messages, and shows TFX's node start/finish lines
+    as one progress line each with the node's wall time (as a filter and formatter of one handler;
+    records are not modified, other handlers see them as logged)."""
 
     _NODE = re.compile(r"node (\S+) is (running|finished)\.")
     # Warnings TFX 1.16 / Beam print on every healthy run; nothing a user can or should act on.
@@ -40,26 +45,28 @@ class _PipelineProgress(logging.Filter):
     _OWN_CODE = tuple(os.path.join(REPO_ROOT, d) + os.sep for d in ("components", "trainer", "pipeline", "deep_emotion"))
 
     def __init__(self):
-        super().__init__()
+        logging.Filter.__init__(self)
+        logging.Formatter.__init__(self, "%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S")
         self._started = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if record.levelno >= logging.WARNING:
             return not any(h in message for h in self._HARMLESS)
-        node = self._NODE.match(message)
-        if node:
-            name, state = node.groups()
-            if state == "running":
-                self._started[name] = time.time()
-                record.msg, record.args = f"{name} ...", ()
-            else:
-                elapsed = time.time() - self._started.get(name, time.time())
-                record.msg, record.args = f"{name} done ({elapsed:.1f} s)", ()
-            return True
-        if "Reusing cached" in message or "cached" in message.split(" ", 3)[:3]:
-            return True
-        return record.pathname.startswith(self._OWN_CODE)
+        return bool(self._NODE.match(message)) or "cached execution" in message \
+            or record.pathname.startswith(self._OWN_CODE)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        node = self._NODE.match(record.message)
+        if not node:
+            return super().formatMessage(record)
+        name, state = node.groups()
+        if state == "running":
+            self._started[name] = record.created
+            text = f"{name} ..."
+        else:
+            text = f"{name} done ({record.created - self._started.get(name, record.created):.1f} s)"
+        return f"{self.formatTime(record, self.datefmt)} {record.levelname[0]} {text}"
 
 
 def pipeline_progress_logging(verbose: bool = False) -> None:
@@ -69,8 +76,11 @@ def pipeline_progress_logging(verbose: bool = False) -> None:
 
     absl_logging.set_verbosity(absl_logging.INFO)
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S"))
-    if not verbose:
-        handler.addFilter(_PipelineProgress())
+    if verbose:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S"))
+    else:
+        progress = _PipelineProgress()
+        handler.addFilter(progress)
+        handler.setFormatter(progress)
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("absl").propagate = True

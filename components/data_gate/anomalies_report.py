@@ -57,6 +57,8 @@ def load_findings(anomalies_uri: str, splits: Sequence[str], schema: schema_pb2.
     for split in splits:
         path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
         anomalies = anomalies_util.load_anomalies_binary(path)
+        if anomalies.data_missing:  # TFDV reports an empty split this way, not as an anomaly
+            findings.append(Finding(split, "(dataset)", "examples in every split", "no examples at all"))
         for feature, info in sorted(anomalies.anomaly_info.items()):
             findings.append(Finding(split, feature, expectation(schema, feature), _found(info)))
         if anomalies.HasField("dataset_anomaly_info"):

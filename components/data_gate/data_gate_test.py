@@ -35,6 +35,12 @@ def _validate(tmp_path, split, examples):
     return schema
 
 
+def test_empty_split_is_a_finding(tmp_path):
+    schema = _validate(tmp_path, "test", [])
+    findings = anomalies_report.load_findings(str(tmp_path / "anomalies"), ["test"], schema)
+    assert [(f.split, f.feature, f.found) for f in findings] == [("test", "(dataset)", "no examples at all")]
+
+
 def test_clean_split_has_no_findings(tmp_path):
     schema = _validate(tmp_path, "train", [_example([10] * dc.NUM_PIXELS)] * 3)
     assert anomalies_report.load_findings(str(tmp_path / "anomalies"), ["train"], schema) == []

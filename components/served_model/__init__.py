@@ -1,0 +1,1 @@
+"""ServedModel: the model TF Serving serves now, as the Evaluator's baseline (Kubeflow's Resolver stand-in)."""

@@ -1,0 +1,56 @@
+"""ServedModel through its real TFX executor: what the Evaluator receives as the baseline."""
+import os
+
+from tfx.types import standard_artifacts
+from tfx.utils import path_utils
+
+from components.pusher import executor as pusher
+from components.served_model.component import ServedModel, newest_complete_version
+
+
+def _saved_model(path, weights):
+    os.makedirs(os.path.join(path, "variables"), exist_ok=True)
+    with open(os.path.join(path, "variables", "variables.data-00000-of-00001"), "w") as f:
+        f.write(weights)
+    with open(os.path.join(path, "saved_model.pb"), "w") as f:
+        f.write("graph")
+    return str(path)
+
+
+def _run(tmp_path, serving_dir):
+    """Runs the component's executor on a candidate whose weights are 'candidate'; returns the output."""
+    candidate = standard_artifacts.Model()
+    candidate.uri = str(tmp_path / "trainer" / "model")
+    _saved_model(path_utils.serving_model_dir(candidate.uri), "candidate")
+    baseline = standard_artifacts.Model()
+    baseline.uri = str(tmp_path / "served_model" / "out")
+    executor = ServedModel.EXECUTOR_SPEC.executor_class()
+    executor.Do({"candidate": [candidate]}, {"served_model": [baseline]}, {"serving_dir": str(serving_dir)})
+    # Where TFX's Evaluator reads a baseline model from.
+    return baseline, path_utils.serving_model_path(baseline.uri, path_utils.is_old_model_artifact(baseline))
+
+
+def test_newest_served_version_becomes_the_baseline(tmp_path):
+    serving = tmp_path / "serving"
+    pusher.push(_saved_model(tmp_path / "m1", "old"), str(serving), now=1000)
+    pusher.push(_saved_model(tmp_path / "m2", "in-service"), str(serving), now=2000)
+    baseline, model_path = _run(tmp_path, serving)
+    assert pusher.saved_model_digest(model_path) == pusher.saved_model_digest(str(serving / "2000"))
+    assert baseline.get_int_custom_property("served_version") == 2000
+
+
+def test_nothing_served_yet_gives_the_candidate_as_its_own_baseline(tmp_path):
+    baseline, model_path = _run(tmp_path, tmp_path / "serving-that-does-not-exist")
+    candidate_dir = path_utils.serving_model_dir(str(tmp_path / "trainer" / "model"))
+    assert pusher.saved_model_digest(model_path) == pusher.saved_model_digest(candidate_dir)
+    assert baseline.get_int_custom_property("served_version") == 0
+
+
+def test_half_copied_version_is_not_taken_for_the_served_one(tmp_path):
+    serving = tmp_path / "serving"
+    _saved_model(serving / "1000", "complete")
+    os.makedirs(serving / "2000" / "variables")  # an object-store push in progress: no saved_model.pb yet
+    os.makedirs(serving / ".incomplete-3000")
+    assert newest_complete_version(str(serving)) == 1000
+    baseline, _ = _run(tmp_path, serving)
+    assert baseline.get_int_custom_property("served_version") == 1000

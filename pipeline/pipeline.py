@@ -1,0 +1,145 @@
+"""The Deep-Emotion TFX pipeline: one pure `create_pipeline(...)` shared by every runner.
+
+    DeepEmotionExampleGen -> StatisticsGen -> SchemaGen (candidate, for review only)
+                                           -> ImportSchemaGen(schema/) -> ExampleValidator -> DataGate
+    DataGate(gated schema) -> Transform -> Trainer -> Evaluator (floor + no regression) -> Pusher
+
+Transform and Trainer take the schema from DataGate, so bad data stops the run before them.
+The Evaluator's baseline (`baseline=`): "latest_blessed" (a Resolver; local orchestrators), "served"
+(components/served_model: the model in service at serving_dir; open-source Kubeflow Pipelines cannot
+execute Resolver nodes, so the Kubeflow runner uses this) or "none" (absolute floor only).
+"""
+from typing import Any, Dict, List, Optional
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.data_gate.component import DataGate
+from components.example_gen.component import DeepEmotionExampleGen
+from components.example_gen.options import IngestOptions
+from components.pusher.component import Pusher
+from components.served_model.component import ServedModel
+from deep_emotion import data_contract as dc
+
+PROBABILITIES = "probabilities"  # the serving signature's output TFMA evaluates
+BASELINES = ("latest_blessed", "served", "none")
+
+
+def make_eval_config(accuracy_floor: float, with_baseline: bool) -> tfma.EvalConfig:
+    """Accuracy, per-class precision/recall and the confusion matrix, overall and by source.
+
+    The model is blessed only if eval accuracy >= accuracy_floor and, when a baseline (the latest
+    blessed or the served model) exists, it is not lower than the baseline's. TFMA ignores the change threshold
+    on the first run, when there is no baseline. The gate reads the overall slice only: a plain
+    `threshold` would apply to every slice, and one small source (JAFFE's 21 eval faces) must not
+    veto a model; per-source numbers are reported, not gated.
+    """
+    accuracy_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": accuracy_floor}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10})
+        if with_baseline else None)
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            signature_name="serving_default", label_key=dc.LABEL, prediction_key=PROBABILITIES,
+            model_type="tf_generic", preprocessing_function_names=["transform_features"])],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[dc.SOURCE])],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[
+                tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(class_name="SparseCategoricalAccuracy", per_slice_thresholds=[
+                    tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=accuracy_threshold)]),
+                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+            ]),
+            tfma.MetricsSpec(
+                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(dc.NUM_CLASSES))}),
+                metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]),
+        ])
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    schema_path: str,
+    serving_dir: str,
+    transform_module: str,
+    trainer_module: str,
+    hparams: Dict[str, Any],
+    model_layout: str,
+    accuracy_floor: float,
+    example_gen_options: Optional[Dict[str, Any]] = None,
+    baseline: str = "latest_blessed",
+    enable_cache: bool = True,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+    beam_pipeline_args: Optional[List[str]] = None,
+) -> tfx.dsl.Pipeline:
+    """Builds the pipeline. `transform_module` / `trainer_module` are module files (local runs:
+    TFX packages and fingerprints them) or dotted paths to `preprocessing_fn` / `run_fn` in the
+    installed package (Kubeflow image)."""
+    example_gen = DeepEmotionExampleGen(input_base=data_root,
+                                        options=IngestOptions.from_dict(example_gen_options or {}))
+    curated_schema = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    # With the schema, TFDV treats `emotion` as categorical (per-class counts, L-infinity drift).
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"], schema=curated_schema.outputs["schema"])
+    # Inferred from this run's data for a maintainer to diff against schema/ (`make schema-candidate`,
+    # `tfx pipeline schema`); nothing downstream uses it.
+    candidate_schema = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=curated_schema.outputs["schema"])
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"], schema=curated_schema.outputs["schema"])
+    gated_schema = data_gate.outputs["gated_schema"]
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=gated_schema,
+        **_module_arg(transform_module, "preprocessing_fn"))
+    trainer = tfx.components.Trainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=gated_schema,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={"hparams": hparams, "layout": model_layout},
+        **_module_arg(trainer_module, "run_fn"))
+
+    components = [example_gen, statistics_gen, candidate_schema, curated_schema, example_validator, data_gate,
+                  transform, trainer]
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline={baseline!r}: expected one of {BASELINES}")
+    baseline_model = None
+    if baseline == "latest_blessed":
+        resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver")
+        components.append(resolver)
+        baseline_model = resolver.outputs["model"]
+    elif baseline == "served":
+        served_model = ServedModel(candidate=trainer.outputs["model"], serving_dir=serving_dir)
+        components.append(served_model)
+        baseline_model = served_model.outputs["served_model"]
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"], baseline_model=baseline_model,
+        example_splits=["eval"],
+        eval_config=make_eval_config(accuracy_floor, with_baseline=baseline_model is not None))
+    pusher = Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+    components += [evaluator, pusher]
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
+        enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [])
+
+
+def _module_arg(module: str, function_name: str) -> Dict[str, str]:
+    """A module file path -> module_file=...; a dotted path -> e.g. run_fn='trainer.task.run_fn'."""
+    if module.endswith(".py"):
+        return {"module_file": module}
+    return {function_name: f"{module}.{function_name}"}

@@ -1,0 +1,148 @@
+"""End to end through the real tfx CLI (beam engine), on a small generated data root.
+
+One pipeline is created once; the tests then run it the ways operators do: a first run, an
+unchanged rerun (cache), a deliberately worse model (gate), a run killed during training and its
+rerun. A second pipeline gets data that breaks the schema. Ordered: each test builds on the runs
+before it, as an operator's history would.
+"""
+import io
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from components.pusher.executor import saved_model_digest
+from deep_emotion import data_contract as dc
+from deep_emotion import runs
+from deep_emotion.demo_data.generate import generate
+from tests.e2e.harness import PipelineSandbox, explain
+
+EXAMPLE_GEN = "DeepEmotionExampleGen"
+UPSTREAM = [EXAMPLE_GEN, "StatisticsGen", "SchemaGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform"]
+ALL_NODES = UPSTREAM + ["Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+FAST = json.dumps({"epochs": 4, "batch_size": 32, "early_stopping_patience": 4})
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    generate(str(root), n=700, seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory, data_root):
+    box = PipelineSandbox(tmp_path_factory.mktemp("e2e"), "e2e-deep-emotion", data_root,
+                          profile="demo", hparams=FAST, accuracy_floor="0.3")
+    created = box.create()
+    assert created.returncode == 0, explain(created)
+    first = box.run()
+    assert first.returncode == 0, explain(first)
+    return box
+
+
+def _raw_test_examples(run: runs.PipelineRun, limit=64):
+    uri = run.nodes[EXAMPLE_GEN].output("examples").uri
+    files = tf.io.gfile.glob(f"{uri}/Split-test/*")
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)]
+
+
+def test_first_run_executes_every_component_and_pushes_a_serving_layout_model(sandbox):
+    run = sandbox.latest_run()
+    assert run.states() == {node: "COMPLETE" for node in ALL_NODES}
+
+    # The curated schema is the one validated against and handed (gated) to Transform and Trainer.
+    curated = open(sandbox.env.get("DEEP_EMOTION_SCHEMA_PATH") or "schema/schema.pbtxt").read()
+    gated_uri = run.nodes["DataGate"].output("gated_schema").uri
+    assert tf.io.gfile.GFile(f"{gated_uri}/schema.pbtxt").read() == curated
+    assert run.nodes["Transform"].inputs["schema"][0].uri == gated_uri
+    assert run.nodes["Trainer"].inputs["schema"][0].uri == gated_uri
+    blessed = runs.custom_property(run.nodes["ExampleValidator"].output("anomalies"), "blessed")
+    assert blessed == {"train": 1, "eval": 1, "test": 1}  # no anomalies in any split
+
+    versions = sandbox.versions()
+    assert len(versions) == 1 and versions[0].isdigit()
+    version_dir = sandbox.serving_dir / versions[0]
+    assert (version_dir / "saved_model.pb").is_file() and (version_dir / "variables").is_dir()
+
+
+def test_both_serving_signatures_return_seven_probabilities(sandbox):
+    model = tf.saved_model.load(str(sandbox.serving_dir / sandbox.versions()[0]))
+    examples = _raw_test_examples(sandbox.latest_run(), limit=16)
+    by_example = model.signatures["serving_default"](examples=tf.constant(examples))
+    assert by_example["probabilities"].shape == (16, dc.NUM_CLASSES)
+    np.testing.assert_allclose(by_example["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert set(by_example["class_name"].numpy().astype(str)) <= set(dc.EMOTIONS)
+
+    # The same faces as PNG files (grayscale and colour, another size) through the image signature.
+    pixels = [tf.train.Example.FromString(e).features.feature[dc.PIXELS].int64_list.value for e in examples[:4]]
+    pngs = []
+    for i, p in enumerate(pixels):
+        face = Image.fromarray(np.asarray(p, np.uint8).reshape(dc.IMAGE_SIZE, dc.IMAGE_SIZE))
+        face = face.convert("RGB").resize((96, 96), Image.BILINEAR) if i % 2 else face
+        buffer = io.BytesIO()
+        face.save(buffer, format="PNG")
+        pngs.append(buffer.getvalue())
+    by_image = model.signatures["serving_images"](image_bytes=tf.constant(pngs))
+    assert by_image["probabilities"].shape == (4, dc.NUM_CLASSES)
+    np.testing.assert_allclose(by_image["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
+    # An unchanged 48x48 PNG is the same face as the example: same prediction.
+    np.testing.assert_allclose(by_image["probabilities"].numpy()[0], by_example["probabilities"].numpy()[0], atol=1e-4)
+
+
+def test_unchanged_rerun_reuses_cache_and_adds_no_duplicate_version(sandbox):
+    before = sandbox.versions()
+    result = sandbox.run()
+    assert result.returncode == 0, explain(result)
+    states = sandbox.latest_run().states()
+    assert all(states[node] == "CACHED" for node in UPSTREAM + ["Trainer"]), states
+    # The baseline is now the blessed model itself: Evaluator re-runs and blesses it again, and the
+    # Pusher recognises the model already in service.
+    assert sandbox.versions() == before
+
+
+def test_worse_model_is_not_blessed_and_the_served_version_is_untouched(sandbox):
+    served = sandbox.serving_dir / sandbox.versions()[0]
+    digest = saved_model_digest(str(served))
+    worse = json.loads(FAST) | {"learning_rate": 1e-9, "epochs": 1}  # barely moves from its random start
+    result = sandbox.run(hparams=json.dumps(worse), accuracy_floor="0.0")
+    assert result.returncode == 0, explain(result)
+    run = sandbox.latest_run()
+    assert run.nodes["Trainer"].state == "COMPLETE"
+    assert runs.custom_property(run.nodes["Evaluator"].output("blessing"), "blessed") == 0
+    assert runs.custom_property(run.nodes["Pusher"].output("pushed_model"), "pushed") == 0
+    assert sandbox.versions() == [served.name] and saved_model_digest(str(served)) == digest
+
+
+def test_run_killed_during_training_then_rerun_completes_from_cached_upstream(sandbox):
+    model_dirs = sandbox.pipeline_root / "Trainer" / "model"
+    trainings_before = len(list(model_dirs.iterdir()))
+    new_seed = json.dumps(json.loads(FAST) | {"seed": 7})  # a Trainer input change: it must execute
+    sandbox.env["DEEP_EMOTION_HPARAMS"] = new_seed
+    sandbox.run_and_kill_when(lambda: len(list(model_dirs.iterdir())) > trainings_before)
+
+    result = sandbox.run()
+    assert result.returncode == 0, explain(result)
+    states = sandbox.latest_run().states()
+    assert all(states[node] == "CACHED" for node in UPSTREAM), states
+    assert states["Trainer"] == states["Evaluator"] == states["Pusher"] == "COMPLETE"
+
+
+def test_data_that_breaks_the_schema_stops_the_run_before_transform(tmp_path, data_root):
+    # A data root whose FER2013 file has no PrivateTest rows: the test split comes out empty.
+    root = tmp_path / "data"
+    root.mkdir()
+    lines = (data_root / "fer2013.csv").read_text().splitlines(keepends=True)
+    (root / "fer2013.csv").write_text("".join(line for line in lines if not line.rstrip().endswith("PrivateTest")))
+    box = PipelineSandbox(tmp_path, "e2e-bad-data", root, profile="demo", hparams=FAST)
+    assert box.create().returncode == 0
+    result = box.run()
+    assert result.returncode != 0
+    assert "Data validation failed" in result.stdout + result.stderr
+    assert "split 'test'" in result.stdout + result.stderr, explain(result)
+    states = box.latest_run().states()
+    assert states["ExampleValidator"] == "COMPLETE" and states["DataGate"] == "FAILED"
+    assert not {"Transform", "Trainer", "Pusher"} & {n for n, s in states.items() if s in ("COMPLETE", "CACHED")}
+    assert not box.serving_dir.exists()

@@ -1,0 +1,25 @@
+"""Transform's preprocessing_fn: canonical pixels -> the model's normalised 48x48x1 image.
+
+Normalisation is a global z-score whose mean and standard deviation TFT computes over the training
+split (tft analyzers) rather than a fixed /255: the sources differ in exposure (lab photographs,
+web crops, rendered cartoons), centring at the data's own mean keeps Adam's early steps at
+lr 0.005 well scaled, and the statistics are baked into the transform graph, so serving applies
+exactly what training saw. A retrain on new data re-derives them; the values are recorded in the
+transform graph artifact for inspection.
+"""
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from deep_emotion import data_contract as dc
+
+IMAGE_KEY = "image"  # the model's single input
+
+
+def preprocessing_fn(inputs):
+    """pixels int64 [B, 2304] -> image float32 [B, 48, 48, 1] (z-scored); emotion passes through as [B]."""
+    pixels = tf.cast(inputs[dc.PIXELS], tf.float32)
+    image = tf.reshape(pixels, [-1, dc.IMAGE_SIZE, dc.IMAGE_SIZE, 1])
+    return {
+        IMAGE_KEY: tft.scale_to_z_score(image),
+        dc.LABEL: tf.reshape(inputs[dc.LABEL], [-1]),  # [B, 1] -> [B]
+    }
