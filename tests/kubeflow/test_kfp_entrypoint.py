@@ -1,0 +1,60 @@
+"""The container command of the compiled pipeline, run as a KFP 2.x launcher would run it."""
+import json
+import os
+import subprocess
+import sys
+
+from components.pusher import executor as pusher
+from pipeline import kfp_entrypoint
+
+RUN = "mlpipeline/v2/artifacts/deep-emotion/3f2a"
+
+
+def test_s3_and_minio_uris_map_to_the_launcher_mirror_and_back_gs_stays():
+    for uri, local in [("minio://mlpipeline/a/b", "/minio/mlpipeline/a/b"), ("s3://bucket/a", "/s3/bucket/a")]:
+        assert kfp_entrypoint.to_mirror(uri, root="/") == local
+        assert kfp_entrypoint.to_uri(local, root="/") == uri
+    assert kfp_entrypoint.to_mirror("gs://bucket/a", root="/") == "gs://bucket/a"
+    assert kfp_entrypoint.to_uri("/tmp/minio-not-a-mirror", root="/") == "/tmp/minio-not-a-mirror"
+
+
+def _saved_model(path, weights):
+    os.makedirs(os.path.join(path, "variables"), exist_ok=True)
+    with open(os.path.join(path, "variables", "variables.data-00000-of-00001"), "w") as f:
+        f.write(weights)
+    with open(os.path.join(path, "saved_model.pb"), "w") as f:
+        f.write("graph")
+
+
+def test_compiled_served_model_step_runs_on_a_minio_root(compiled_package, tmp_path):
+    """The ServedModel container exactly as compiled (command, args), with the ExecutorInput the KFP
+    launcher passes for a minio:// pipeline root and the input artifact it downloaded to /minio/...
+    (here under tmp_path). The output must land in the mirror, for the launcher to upload, and the
+    executor output must name the minio:// URI."""
+    spec = compiled_package[1]
+    container = spec["deploymentSpec"]["executors"][spec["components"]["ServedModel"]["executorLabel"]]["container"]
+    model_type = spec["components"]["ServedModel"]["inputDefinitions"]["artifacts"]["candidate"]["artifactType"]
+    serving = tmp_path / "serving"
+    _saved_model(str(serving / "1000"), "served")
+    mirror = tmp_path / "mirror"
+    _saved_model(str(mirror / "minio" / RUN / "Trainer" / "model" / "Format-Serving"), "candidate")
+    output_file = tmp_path / "kfp_outputs" / "output_metadata.json"
+    executor_input = {
+        "inputs": {"parameterValues": {"serving_dir": str(serving)},
+                   "artifacts": {"candidate": {"artifacts": [
+                       {"name": "candidate", "type": model_type, "uri": f"minio://{RUN}/Trainer/model"}]}}},
+        "outputs": {"artifacts": {"served_model": {"artifacts": [
+            {"name": "served", "type": model_type, "uri": f"minio://{RUN}/ServedModel/served_model"}]}},
+            "outputFile": str(output_file)},
+    }
+    args = [json.dumps(executor_input) if a == "{{$}}" else a for a in container["args"]]
+    assert container["command"][:2] == ["python", "-m"]
+    result = subprocess.run([sys.executable, "-m", *container["command"][2:], *args], capture_output=True, text=True,
+                            env={**os.environ, "KFP_LAUNCHER_MIRROR_ROOT": str(mirror)}, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    produced = mirror / "minio" / RUN / "ServedModel" / "served_model" / "Format-Serving"
+    assert pusher.saved_model_digest(str(produced)) == pusher.saved_model_digest(str(serving / "1000"))
+    [artifact] = json.loads(output_file.read_text())["artifacts"]["served_model"]["artifacts"]
+    assert artifact["uri"] == f"minio://{RUN}/ServedModel/served_model"
+    assert artifact["metadata"]["served_version"] == 1000

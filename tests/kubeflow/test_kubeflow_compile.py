@@ -1,0 +1,174 @@
+"""The compiled Kubeflow pipeline, read back with kfp's own loaders: what a KFP 2.x cluster receives."""
+import json
+import os
+import re
+
+import kfp.components
+import pytest
+from google.protobuf import json_format
+from kfp.client import client as kfp_client
+
+from pipeline import beam_runner, configs, kubeflow_runner
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def spec(compiled_package):
+    """The PipelineSpec as kfp 2.5's Client parses a package before submitting it."""
+    return kfp_client._extract_pipeline_yaml(compiled_package[0]).pipeline_spec  # pylint: disable=protected-access
+
+
+def _executors(spec):
+    return json_format.MessageToDict(spec.deployment_spec)["executors"]
+
+
+def _executor(spec, task):
+    return _executors(spec)[spec.components[task].executor_label]
+
+
+def _constant(spec, task, parameter):
+    return spec.root.dag.tasks[task].inputs.parameters[parameter].runtime_value.constant
+
+
+def test_kfp_loads_it_as_a_pipeline_with_the_data_root_parameter(compiled_package, kfp_settings):
+    component = kfp.components.load_component_from_file(compiled_package[0])
+    assert component.name == configs.PIPELINE_NAME
+    assert list(component.component_spec.inputs) == [kubeflow_runner.DATA_ROOT_PARAMETER]
+    assert component.component_spec.inputs["data_root"].default == kfp_settings["KFP_DATA_ROOT"]
+
+
+def test_every_component_of_the_local_pipeline_with_served_model_instead_of_resolver(spec):
+    local = {c.id for c in beam_runner.build().components}
+    assert "latest_blessed_model_resolver" in local
+    assert set(spec.root.dag.tasks) == local - {"latest_blessed_model_resolver"} | {"ServedModel"}
+    # Nothing Vertex-only: every executor is a plain container (no resolver or importer executors).
+    assert {key for executor in _executors(spec).values() for key in executor} == {"container"}
+    assert not [t for t in spec.root.dag.tasks if "resolver" in t.lower()]
+    evaluator_inputs = spec.root.dag.tasks["Evaluator"].inputs.artifacts
+    assert evaluator_inputs["baseline_model"].task_output_artifact.producer_task == "ServedModel"
+    served_model_input = spec.root.dag.tasks["ServedModel"].inputs.artifacts["candidate"]
+    assert served_model_input.task_output_artifact.producer_task == "Trainer"
+
+
+def test_every_step_runs_the_configured_image_through_the_tfx_entrypoint(spec, kfp_settings):
+    executors = _executors(spec)
+    assert len(executors) == len(spec.root.dag.tasks)
+    for executor in executors.values():
+        assert executor["container"]["image"] == kfp_settings["KFP_IMAGE"]
+        assert executor["container"]["command"] == ["python", "-m", "pipeline.kfp_entrypoint"]
+
+
+def test_trainer_requests_the_configured_gpus_cpu_and_memory(spec, kfp_settings):
+    resources = _executor(spec, "Trainer")["container"]["resources"]
+    assert resources["accelerator"]["type"] == kfp_settings["KFP_TRAINER_GPU_TYPE"]
+    assert int(resources["accelerator"]["count"]) == kfp_settings["KFP_TRAINER_GPU_COUNT"]
+    assert resources["cpuLimit"] == kfp_settings["KFP_TRAINER_CPU"]
+    assert resources["memoryLimit"] == kfp_settings["KFP_TRAINER_MEMORY_GB"]
+    others = [t for t in spec.root.dag.tasks if t != "Trainer" and "resources" in _executor(spec, t)["container"]]
+    assert others == []
+
+
+def test_data_root_is_a_run_parameter_and_paths_are_as_the_pods_see_them(spec, kfp_settings):
+    assert spec.root.dag.tasks["DeepEmotionExampleGen"].inputs.parameters["input_base"].component_input_parameter \
+        == "data_root"
+    assert _constant(spec, "ImportSchemaGen", "schema_file").string_value == configs.KFP_SCHEMA_PATH
+    push = json.loads(_constant(spec, "Pusher", "push_destination").string_value)
+    assert push["filesystem"]["base_directory"] == kfp_settings["KFP_SERVING_DIR"]
+    assert _constant(spec, "ServedModel", "serving_dir").string_value == kfp_settings["KFP_SERVING_DIR"]
+
+
+def test_transform_and_trainer_use_the_installed_package_not_uploaded_wheels(spec):
+    assert _constant(spec, "Trainer", "run_fn").string_value == "trainer.task.run_fn"
+    assert _constant(spec, "Transform", "preprocessing_fn").string_value == "trainer.preprocessing.preprocessing_fn"
+    for task in ("Trainer", "Transform"):
+        assert "module_file" not in spec.root.dag.tasks[task].inputs.parameters
+        assert "module_path" not in spec.root.dag.tasks[task].inputs.parameters
+
+
+def test_gate_keeps_floor_and_no_regression_check(spec):
+    eval_config = json.loads(_constant(spec, "Evaluator", "eval_config").string_value)
+    accuracy = [m for s in eval_config["metrics_specs"] for m in s["metrics"]
+                if m["class_name"] == "SparseCategoricalAccuracy"][0]
+    [overall] = accuracy["per_slice_thresholds"]  # gated on the overall slice only
+    assert overall["slicing_specs"] == [{}]
+    assert overall["threshold"]["value_threshold"]["lower_bound"] == configs.ACCURACY_FLOOR
+    assert overall["threshold"]["change_threshold"]["direction"] == "HIGHER_IS_BETTER"
+
+
+def test_caching_is_off_only_where_the_inputs_do_not_capture_what_is_read(spec):
+    uncached = sorted(t for t, task in spec.root.dag.tasks.items() if not task.caching_options.enable_cache)
+    assert uncached == ["DeepEmotionExampleGen", "ServedModel"]
+
+
+def test_beam_components_get_the_direct_profile_args(spec, kfp_settings):
+    expected = ["--direct_running_mode=multi_processing",
+                f"--direct_num_workers={kfp_settings['BEAM_DIRECT_NUM_WORKERS']}"]
+    for task in ("DeepEmotionExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+        assert _executor(spec, task)["container"]["args"][-2:] == expected
+
+
+@pytest.mark.parametrize("profile, settings, expected", [
+    ("dataflow", {"DATAFLOW_PROJECT": "p", "DATAFLOW_REGION": "europe-west1", "DATAFLOW_TEMP_LOCATION": "gs://b/tmp"},
+     ["--runner=DataflowRunner", "--project=p", "--region=europe-west1", "--temp_location=gs://b/tmp",
+      "--sdk_container_image=img:1"]),
+    ("flink", {"FLINK_JOB_ENDPOINT": "flink-jobserver:8099"},
+     ["--runner=PortableRunner", "--job_endpoint=flink-jobserver:8099", "--environment_type=EXTERNAL",
+      "--environment_config=localhost:50000"]),
+    ("spark", {"SPARK_JOB_ENDPOINT": "spark-jobserver:8099"},
+     ["--runner=PortableRunner", "--job_endpoint=spark-jobserver:8099", "--environment_type=EXTERNAL"]),
+])
+def test_beam_profiles_send_data_components_to_a_runner(monkeypatch, profile, settings, expected):
+    monkeypatch.setattr(configs, "KFP_IMAGE", "img:1")
+    for name, value in settings.items():
+        monkeypatch.setattr(configs, name, value)
+    args = kubeflow_runner.beam_pipeline_args(profile)
+    assert set(expected) <= set(args)
+
+
+@pytest.mark.parametrize("profile, missing", [
+    ("dataflow", "DEEP_EMOTION_DATAFLOW_PROJECT, DEEP_EMOTION_DATAFLOW_REGION, DEEP_EMOTION_DATAFLOW_TEMP_LOCATION"),
+    ("flink", "DEEP_EMOTION_FLINK_JOB_ENDPOINT"),
+    ("spark", "DEEP_EMOTION_SPARK_JOB_ENDPOINT"),
+    ("samza", "expected one of"),
+])
+def test_a_profile_without_its_settings_names_the_missing_variables(profile, missing):
+    with pytest.raises(ValueError, match=re.escape(missing)):
+        kubeflow_runner.beam_pipeline_args(profile)
+
+
+def test_serving_dir_must_be_set_and_writable_by_tensorflow(monkeypatch):
+    monkeypatch.setattr(configs, "KFP_SERVING_DIR", "")
+    with pytest.raises(ValueError, match="DEEP_EMOTION_KFP_SERVING_DIR is not set"):
+        kubeflow_runner.build()
+    with pytest.raises(ValueError, match="gs:// or local paths only"):
+        kubeflow_runner.build(serving_dir="minio://mlpipeline/serving")
+
+
+def test_resolver_baseline_is_refused_for_kubeflow(monkeypatch):
+    monkeypatch.setattr(configs, "KFP_SERVING_DIR", "gs://b/serving")
+    monkeypatch.setattr(configs, "KFP_BASELINE", "latest_blessed")
+    with pytest.raises(ValueError, match="cannot execute the Resolver"):
+        kubeflow_runner.build()
+
+
+def test_floor_only_variant_has_no_baseline_and_no_change_threshold(monkeypatch):
+    monkeypatch.setattr(configs, "KFP_SERVING_DIR", "gs://b/serving")
+    monkeypatch.setattr(configs, "KFP_BASELINE", "none")
+    pipeline = kubeflow_runner.build()
+    evaluator = [c for c in pipeline.components if c.id == "Evaluator"][0]
+    assert "ServedModel" not in {c.id for c in pipeline.components}
+    assert "baseline_model" not in evaluator.inputs
+    assert '"change_threshold"' not in evaluator.exec_properties["eval_config"]
+
+
+def test_image_layout_matches_the_schema_path_the_pipeline_reads():
+    with open(os.path.join(REPO, "Dockerfile"), encoding="utf-8") as f:
+        workdir = re.findall(r"^WORKDIR\s+(\S+)", f.read(), flags=re.M)[-1]
+    assert configs.KFP_SCHEMA_PATH == os.path.join(workdir, "schema", "schema.pbtxt")
+    assert os.path.exists(os.path.join(REPO, "schema", "schema.pbtxt"))
+
+
+def test_spec_round_trips_through_the_pipeline_spec_proto(compiled_package, spec):
+    # What the compiler returned is exactly what kfp reads back from the file.
+    assert json_format.MessageToDict(spec) == compiled_package[1]
