@@ -25,9 +25,10 @@ setup(
         "numpy<2",
         "protobuf>=3.20.3,<4",
         "joblib<1.5",
+        "matplotlib>=3.8",  # the report's plots
     ],
     extras_require={
-        "dev": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "matplotlib>=3.8"],
+        "dev": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "beautifulsoup4>=4.12"],
     },
     entry_points={"console_scripts": ["deep-emotion=deep_emotion.cli:main"]},
 )
