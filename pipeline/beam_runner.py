@@ -30,21 +30,8 @@ from pipeline.pipeline import create_pipeline  # noqa: E402
 
 def build():
     return create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME,
-        pipeline_root=configs.PIPELINE_ROOT,
-        data_root=configs.DATA_ROOT,
-        schema_path=configs.SCHEMA_PATH,
-        serving_dir=configs.SERVING_DIR,
-        transform_module=configs.TRANSFORM_MODULE_FILE,
-        trainer_module=configs.TRAINER_MODULE_FILE,
-        hparams=configs.HPARAMS,
-        model_layout=configs.MODEL_LAYOUT,
-        accuracy_floor=configs.ACCURACY_FLOOR,
-        example_gen_options=configs.EXAMPLE_GEN_OPTIONS,
-        enable_cache=configs.ENABLE_CACHE,
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(configs.METADATA_PATH),
-        beam_pipeline_args=configs.BEAM_PIPELINE_ARGS,
-    )
+        **configs.pipeline_args(),
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(configs.METADATA_PATH))
 
 
 if __name__ == "__main__":

@@ -115,6 +115,16 @@ EXAMPLE_GEN_OPTIONS = {  # components.example_gen.options.IngestOptions
 }
 
 
+def pipeline_args() -> Dict[str, Any]:
+    """pipeline.create_pipeline's arguments from the settings above, for every runner; a runner
+    replaces what differs on its orchestrator (Kubeflow: roots, module paths, baseline)."""
+    return dict(
+        pipeline_name=PIPELINE_NAME, pipeline_root=PIPELINE_ROOT, data_root=DATA_ROOT, schema_path=SCHEMA_PATH,
+        serving_dir=SERVING_DIR, transform_module=TRANSFORM_MODULE_FILE, trainer_module=TRAINER_MODULE_FILE,
+        hparams=HPARAMS, model_layout=MODEL_LAYOUT, accuracy_floor=ACCURACY_FLOOR,
+        example_gen_options=EXAMPLE_GEN_OPTIONS, enable_cache=ENABLE_CACHE, beam_pipeline_args=BEAM_PIPELINE_ARGS)
+
+
 # === Kubeflow Pipelines (pipeline/kubeflow_runner.py, `deep-emotion kfp`) ============================
 # Read when the Kubeflow pipeline is compiled; paths are as the pods see them, not this machine.
 KFP_IMAGE = _setting("KFP_IMAGE", "deep-emotion-tfx:latest",

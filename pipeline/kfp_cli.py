@@ -244,17 +244,24 @@ def compile_command(output, image):
     click.echo(f"Wrote {output} (image {image or configs.KFP_IMAGE}).")
 
 
+def _upload(host, namespace, token, cookie, package, pipeline_root, params, experiment):
+    """What submit and schedule share: check the root and parameters, connect, upload the pipeline
+    (or a new version of it), find or create the experiment."""
+    pipeline_root = validate_pipeline_root(pipeline_root)
+    connection = Connection(host, namespace, token, cookie)
+    with pipeline_package(package) as path:
+        arguments = parse_params(params, path)
+        uploaded = connection.upload(path)
+    return connection, pipeline_root, arguments, uploaded, connection.experiment_id(experiment)
+
+
 @kfp.command("submit")
 @_connection_options
 @click.option("--run-name", default=None, help="Run name [default: '<pipeline> <UTC time>'].")
 def submit(host, namespace, token, cookie, package, pipeline_root, params, experiment, run_name):
     """Upload the pipeline (or a new version of it) and start one run."""
-    pipeline_root = validate_pipeline_root(pipeline_root)
-    connection = Connection(host, namespace, token, cookie)
-    with pipeline_package(package) as path:
-        arguments = parse_params(params, path)
-        name, pipeline_id, version_id = connection.upload(path)
-    experiment_id = connection.experiment_id(experiment)
+    connection, pipeline_root, arguments, (name, pipeline_id, version_id), experiment_id = _upload(
+        host, namespace, token, cookie, package, pipeline_root, params, experiment)
     run_name = run_name or f"{name} {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
     with api_errors(connection.host):
         run = connection.client.run_pipeline(experiment_id, run_name, params=arguments, pipeline_id=pipeline_id,
@@ -273,12 +280,8 @@ def submit(host, namespace, token, cookie, package, pipeline_root, params, exper
 def schedule(host, namespace, token, cookie, package, pipeline_root, params, experiment, cron, schedule_name,
              replace):
     """Upload the pipeline (or a new version) and create a recurring run: one at a time, no catch-up."""
-    pipeline_root = validate_pipeline_root(pipeline_root)
-    connection = Connection(host, namespace, token, cookie)
-    with pipeline_package(package) as path:
-        arguments = parse_params(params, path)
-        name, pipeline_id, version_id = connection.upload(path)
-    experiment_id = connection.experiment_id(experiment)
+    connection, pipeline_root, arguments, (name, pipeline_id, version_id), experiment_id = _upload(
+        host, namespace, token, cookie, package, pipeline_root, params, experiment)
     schedule_name = schedule_name or f"{name} {cron}"
     with api_errors(connection.host):
         existing = connection.client.list_recurring_runs(

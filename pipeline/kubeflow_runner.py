@@ -100,22 +100,18 @@ def build(data_root: Any = None, serving_dir: Optional[str] = None) -> tfx.dsl.P
     if data_root is None:
         data_root = tfx.dsl.experimental.RuntimeParameter(
             name=DATA_ROOT_PARAMETER, ptype=str, default=configs.KFP_DATA_ROOT or None)
-    pipeline = create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME,
-        pipeline_root=configs.KFP_PIPELINE_ROOT,  # not in the YAML: KFP takes it per run / schedule
-        data_root=data_root,
-        schema_path=configs.KFP_SCHEMA_PATH,
-        serving_dir=serving_dir,
-        transform_module="trainer.preprocessing",
-        trainer_module="trainer.task",
-        hparams=configs.HPARAMS,
-        model_layout=configs.MODEL_LAYOUT,
-        accuracy_floor=configs.ACCURACY_FLOOR,
-        example_gen_options=configs.EXAMPLE_GEN_OPTIONS,
-        baseline=configs.KFP_BASELINE,
-        enable_cache=configs.ENABLE_CACHE,
-        beam_pipeline_args=beam_pipeline_args(),
-    )
+    pipeline = create_pipeline(**{
+        **configs.pipeline_args(),
+        "pipeline_root": configs.KFP_PIPELINE_ROOT,  # not in the YAML: KFP takes it per run / schedule
+        "data_root": data_root,
+        "schema_path": configs.KFP_SCHEMA_PATH,
+        "serving_dir": serving_dir,
+        # The image's installed package: no user-code wheels uploaded at compile time.
+        "transform_module": "trainer.preprocessing",
+        "trainer_module": "trainer.task",
+        "baseline": configs.KFP_BASELINE,
+        "beam_pipeline_args": beam_pipeline_args(),
+    })
     for component in pipeline.components:
         if isinstance(component, tfx.components.Trainer):
             component.with_platform_config(trainer_resources())

@@ -8,20 +8,13 @@ from components.pusher import executor as pusher
 from components.served_model.component import ServedModel, newest_complete_version
 
 
-def _saved_model(path, weights):
-    os.makedirs(os.path.join(path, "variables"), exist_ok=True)
-    with open(os.path.join(path, "variables", "variables.data-00000-of-00001"), "w") as f:
-        f.write(weights)
-    with open(os.path.join(path, "saved_model.pb"), "w") as f:
-        f.write("graph")
-    return str(path)
 
 
-def _run(tmp_path, serving_dir):
+def _run(tmp_path, serving_dir, fake_saved_model):
     """Runs the component's executor on a candidate whose weights are 'candidate'; returns the output."""
     candidate = standard_artifacts.Model()
     candidate.uri = str(tmp_path / "trainer" / "model")
-    _saved_model(path_utils.serving_model_dir(candidate.uri), "candidate")
+    fake_saved_model(path_utils.serving_model_dir(candidate.uri), "candidate")
     baseline = standard_artifacts.Model()
     baseline.uri = str(tmp_path / "served_model" / "out")
     executor = ServedModel.EXECUTOR_SPEC.executor_class()
@@ -30,27 +23,27 @@ def _run(tmp_path, serving_dir):
     return baseline, path_utils.serving_model_path(baseline.uri, path_utils.is_old_model_artifact(baseline))
 
 
-def test_newest_served_version_becomes_the_baseline(tmp_path):
+def test_newest_served_version_becomes_the_baseline(tmp_path, fake_saved_model):
     serving = tmp_path / "serving"
-    pusher.push(_saved_model(tmp_path / "m1", "old"), str(serving), now=1000)
-    pusher.push(_saved_model(tmp_path / "m2", "in-service"), str(serving), now=2000)
-    baseline, model_path = _run(tmp_path, serving)
+    pusher.push(fake_saved_model(tmp_path / "m1", "old"), str(serving), now=1000)
+    pusher.push(fake_saved_model(tmp_path / "m2", "in-service"), str(serving), now=2000)
+    baseline, model_path = _run(tmp_path, serving, fake_saved_model)
     assert pusher.saved_model_digest(model_path) == pusher.saved_model_digest(str(serving / "2000"))
     assert baseline.get_int_custom_property("served_version") == 2000
 
 
-def test_nothing_served_yet_gives_the_candidate_as_its_own_baseline(tmp_path):
-    baseline, model_path = _run(tmp_path, tmp_path / "serving-that-does-not-exist")
+def test_nothing_served_yet_gives_the_candidate_as_its_own_baseline(tmp_path, fake_saved_model):
+    baseline, model_path = _run(tmp_path, tmp_path / "serving-that-does-not-exist", fake_saved_model)
     candidate_dir = path_utils.serving_model_dir(str(tmp_path / "trainer" / "model"))
     assert pusher.saved_model_digest(model_path) == pusher.saved_model_digest(candidate_dir)
     assert baseline.get_int_custom_property("served_version") == 0
 
 
-def test_half_copied_version_is_not_taken_for_the_served_one(tmp_path):
+def test_half_copied_version_is_not_taken_for_the_served_one(tmp_path, fake_saved_model):
     serving = tmp_path / "serving"
-    _saved_model(serving / "1000", "complete")
+    fake_saved_model(serving / "1000", "complete")
     os.makedirs(serving / "2000" / "variables")  # an object-store push in progress: no saved_model.pb yet
     os.makedirs(serving / ".incomplete-3000")
     assert newest_complete_version(str(serving)) == 1000
-    baseline, _ = _run(tmp_path, serving)
+    baseline, _ = _run(tmp_path, serving, fake_saved_model)
     assert baseline.get_int_custom_property("served_version") == 1000

@@ -18,15 +18,9 @@ def test_s3_and_minio_uris_map_to_the_launcher_mirror_and_back_gs_stays():
     assert kfp_entrypoint.to_uri("/tmp/minio-not-a-mirror", root="/") == "/tmp/minio-not-a-mirror"
 
 
-def _saved_model(path, weights):
-    os.makedirs(os.path.join(path, "variables"), exist_ok=True)
-    with open(os.path.join(path, "variables", "variables.data-00000-of-00001"), "w") as f:
-        f.write(weights)
-    with open(os.path.join(path, "saved_model.pb"), "w") as f:
-        f.write("graph")
 
 
-def test_compiled_served_model_step_runs_on_a_minio_root(compiled_package, tmp_path):
+def test_compiled_served_model_step_runs_on_a_minio_root(compiled_package, tmp_path, fake_saved_model):
     """The ServedModel container exactly as compiled (command, args), with the ExecutorInput the KFP
     launcher passes for a minio:// pipeline root and the input artifact it downloaded to /minio/...
     (here under tmp_path). The output must land in the mirror, for the launcher to upload, and the
@@ -35,9 +29,9 @@ def test_compiled_served_model_step_runs_on_a_minio_root(compiled_package, tmp_p
     container = spec["deploymentSpec"]["executors"][spec["components"]["ServedModel"]["executorLabel"]]["container"]
     model_type = spec["components"]["ServedModel"]["inputDefinitions"]["artifacts"]["candidate"]["artifactType"]
     serving = tmp_path / "serving"
-    _saved_model(str(serving / "1000"), "served")
+    fake_saved_model(str(serving / "1000"), "served")
     mirror = tmp_path / "mirror"
-    _saved_model(str(mirror / "minio" / RUN / "Trainer" / "model" / "Format-Serving"), "candidate")
+    fake_saved_model(str(mirror / "minio" / RUN / "Trainer" / "model" / "Format-Serving"), "candidate")
     output_file = tmp_path / "kfp_outputs" / "output_metadata.json"
     executor_input = {
         "inputs": {"parameterValues": {"serving_dir": str(serving)},
