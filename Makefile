@@ -9,7 +9,6 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 1
 export PYTHONWARNINGS := ignore::FutureWarning,ignore::DeprecationWarning
-export PYTHONDONTWRITEBYTECODE := 1
 
 VENV       := .venv
 PY         := $(VENV)/bin/python

@@ -60,7 +60,8 @@ class _RssSampler(threading.Thread):
 
     def peak(self, start, end):
         values = [rss for t, rss in self.samples if start <= t <= end]
-        return max(values) if values else 0
+        before = [rss for t, rss in self.samples if t < start]
+        return max(values) if values else (before[-1] if before else 0)  # a node shorter than one sample
 
 
 def main():
@@ -71,6 +72,7 @@ def main():
     args = parser.parse_args()
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-pipeline-"))
+    work.mkdir(parents=True, exist_ok=True)
     data_root = work / f"data-{args.n}"
     run_root = Path(tempfile.mkdtemp(prefix="run-", dir=work))
     os.environ.update({

@@ -16,6 +16,9 @@ sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.getcwd()) != _HER
 # TFX builds and pip-installs the trainer/ user-code wheel on every run; keep both quiet.
 os.environ.setdefault("DIST_EXTRA_CONFIG", os.path.join(_HERE, "user_code_build.cfg"))
 os.environ.setdefault("PIP_QUIET", "1")
+os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
+                                                      "ignore:setup.py install is deprecated"]))
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # else the wheel build warns "byte-compiling is disabled"
 
 from deep_emotion.runtime import pipeline_progress_logging, quiet_tensorflow  # noqa: E402
 
