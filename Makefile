@@ -82,13 +82,10 @@ demo: demo-data
 	@$(MAKE) --no-print-directory pipeline-run SUMMARY_ARGS="$(SUMMARY_ARGS)"
 	$(VENV)/bin/deep-emotion report --out $(OUTPUT_ROOT)/report.html
 
-# A schema inferred from the latest run's statistics (the pipeline's SchemaGen), beside the curated
-# one, for a maintainer to review before editing schema/schema.pbtxt.
+# The schema the latest run's SchemaGen inferred, beside the curated one, for a maintainer to review
+# before editing schema/schema.pbtxt (`tfx pipeline schema --engine beam` gives the raw file too).
 schema-candidate: $(INSTALLED)
-	mkdir -p $(OUTPUT_ROOT)/schema-candidate
-	cd $(OUTPUT_ROOT)/schema-candidate && $(TFX) pipeline schema --engine beam --pipeline_name $(PIPELINE_NAME) >/dev/null
-	@echo "Candidate schema: $(OUTPUT_ROOT)/schema-candidate/schema.pbtxt  (diff against schema/schema.pbtxt below)"
-	-diff -u schema/schema.pbtxt $(OUTPUT_ROOT)/schema-candidate/schema.pbtxt
+	$(VENV)/bin/deep-emotion schema-candidate
 
 bench: $(INSTALLED)
 	$(PY) -m bench

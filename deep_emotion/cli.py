@@ -25,6 +25,8 @@ COMMANDS = {
                 "Predict the emotion of images, folders or FER2013 CSV rows with a served model (JSON lines)."),
     "report": ("deep_emotion.report.cli:report",
                "Write a run's data-validation and model-analysis report as one offline HTML file."),
+    "schema-candidate": ("deep_emotion.schema_review:schema_candidate",
+                         "Write the schema inferred from the latest run beside the curated one; print the diff."),
     "config": ("deep_emotion.cli:config",
                "Print the pipeline settings in effect and their DEEP_EMOTION_* variables."),
 }

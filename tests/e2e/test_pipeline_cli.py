@@ -7,6 +7,9 @@ before it, as an operator's history would.
 """
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +93,40 @@ def test_both_serving_signatures_return_seven_probabilities(sandbox):
     np.testing.assert_allclose(by_image["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
     # An unchanged 48x48 PNG is the same face as the example: same prediction.
     np.testing.assert_allclose(by_image["probabilities"].numpy()[0], by_example["probabilities"].numpy()[0], atol=1e-4)
+
+
+def _deep_emotion(sandbox, *args):
+    cli = str(Path(sys.executable).parent / "deep-emotion")
+    return subprocess.run([cli, *args], env=sandbox.env, capture_output=True, text=True, timeout=300)
+
+
+def test_predict_answers_images_folders_and_csv_rows_one_json_line_each(sandbox, data_root, tmp_path):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i, png in enumerate(sorted((data_root / "CK+48").rglob("*.png"))[:2]):
+        (faces / f"face{i}.png").write_bytes(png.read_bytes())
+    tiff = sorted((data_root / "jaffe").glob("*.tiff"))[0]
+    rows = (data_root / "fer2013.csv").read_text().splitlines()
+    csv_file = tmp_path / "rows.csv"
+    csv_file.write_text("\n".join([rows[0], rows[1], "3,1 2 3,Training"]) + "\n")
+
+    result = _deep_emotion(sandbox, "predict", "--model", str(sandbox.serving_dir), str(faces), str(tiff), str(csv_file))
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["input"] for a in answers] == [str(faces / "face0.png"), str(faces / "face1.png"), str(tiff),
+                                             f"{csv_file}:2", f"{csv_file}:3"]
+    for answer in answers[:4]:
+        assert answer["emotion"] in dc.EMOTIONS and len(answer["probabilities"]) == dc.NUM_CLASSES
+        assert abs(sum(answer["probabilities"].values()) - 1) < 1e-4
+    assert "3 pixel values, expected 2304" in answers[4]["error"]
+    assert result.returncode == 1  # one input could not be read, and it says so
+
+
+def test_schema_candidate_is_written_beside_the_curated_schema_with_a_diff(sandbox):
+    result = _deep_emotion(sandbox, "schema-candidate")
+    assert result.returncode == 0, explain(result)
+    out = sandbox.output_root / "schema-candidate"
+    assert (out / "schema.pbtxt").read_text().count("feature {") == 5  # all five canonical features
+    assert "+++ inferred from the data" in result.stdout
 
 
 def test_unchanged_rerun_reuses_cache_and_adds_no_duplicate_version(sandbox):
