@@ -31,33 +31,6 @@ def pushed_model_test_accuracy(model_dir: str, examples_uri: str, batch_size: in
     return (correct / total if total else float("nan")), total
 
 
-def evaluation_verdict(evaluation_uri: str):
-    """(candidate's overall eval accuracy, blessed?, reasons) from the Evaluator's output."""
-    import tensorflow_model_analysis as tfma
-
-    accuracy = None
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
-        if not slice_metrics.slice_key.single_slice_keys:  # the overall slice
-            for kv in slice_metrics.metric_keys_and_values:
-                if kv.key.name == "sparse_categorical_accuracy" and not kv.key.is_diff \
-                        and kv.key.model_name in ("", "candidate"):
-                    accuracy = kv.value.double_value.value
-    result = tfma.load_validation_result(evaluation_uri)
-    reasons = []
-    for per_slice in result.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            threshold = failure.metric_threshold
-            value = failure.metric_value.double_value.value
-            if failure.metric_key.is_diff:
-                reasons.append(f"{failure.metric_key.name} {value:+.4f} against the baseline (must not drop)")
-            elif threshold.HasField("value_threshold"):
-                floor = threshold.value_threshold.lower_bound.value
-                reasons.append(f"{failure.metric_key.name} {value:.4f} is below the floor {floor:.4f}")
-            else:
-                reasons.append(failure.message or str(failure.metric_key))
-    return accuracy, result.validation_ok, reasons
-
-
 def summarize(metadata_path: str, pipeline_name: str, echo=click.echo) -> Optional[float]:
     """Prints the latest run's summary; returns the pushed model's test accuracy (None if none)."""
     run = runs.latest_run(metadata_path, pipeline_name)
@@ -75,11 +48,14 @@ def summarize(metadata_path: str, pipeline_name: str, echo=click.echo) -> Option
         logs = nodes["Trainer"].output("model_run").uri
         echo(f"TensorBoard logs:         {logs}   (tensorboard --logdir {logs})")
     if "Evaluator" in nodes and nodes["Evaluator"].outputs:
+        from deep_emotion.report.model_analysis import OVERALL, load_evaluation
+
         uri = nodes["Evaluator"].output("evaluation").uri
-        accuracy, blessed, reasons = evaluation_verdict(uri)
+        evaluation = load_evaluation(uri)
         echo(f"Evaluation (TFMA):        {uri}")
-        echo(f"  eval accuracy {accuracy:.4f}: {'BLESSED' if blessed else 'NOT BLESSED'}")
-        for reason in reasons:
+        echo(f"  eval accuracy {evaluation.metrics.loc[OVERALL, 'accuracy']:.4f}: "
+             f"{'BLESSED' if evaluation.validation_ok else 'NOT BLESSED'}")
+        for reason in evaluation.failures:
             echo(f"    {reason}")
     pusher = nodes.get("Pusher")
     if pusher is None or not pusher.outputs:

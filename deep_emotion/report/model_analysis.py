@@ -43,6 +43,17 @@ class Evaluation:
     failures: List[str]
 
 
+def failure_reason(failure) -> str:
+    """Why a TFMA threshold failed, in words (TFMA 0.47 leaves the failure's own message empty)."""
+    value = failure.metric_value.double_value.value
+    if failure.metric_key.is_diff:
+        return f"{failure.metric_key.name} {value:+.4f} against the baseline (must not drop)"
+    if failure.metric_threshold.HasField("value_threshold"):
+        floor = failure.metric_threshold.value_threshold.lower_bound.value
+        return f"{failure.metric_key.name} {value:.4f} is below the floor {floor:.4f}"
+    return failure.message or str(failure.metric_key)
+
+
 def load_evaluation(evaluation_uri: str) -> Evaluation:
     """The Evaluator's output read with TFMA's loaders."""
     import tensorflow_model_analysis as tfma
@@ -82,7 +93,7 @@ def load_evaluation(evaluation_uri: str) -> Evaluation:
                                  columns=pd.Index(dc.EMOTIONS, name="predicted"))
             confusion[slice_name(per_slice.slice_key)] = frame
     validation = tfma.load_validation_result(evaluation_uri)
-    failures = [f"{slice_name(v.slice_key)}: {f.message}" for v in validation.metric_validations_per_slice
+    failures = [f"{slice_name(v.slice_key)}: {failure_reason(f)}" for v in validation.metric_validations_per_slice
                 for f in v.failures]
 
     def frame(rows, columns=None):
