@@ -5,8 +5,10 @@
 
 Training: Adam steps of `model.fit` on cached, pre-batched random images (the model alone),
 and of the pipeline train() builds (cache, shuffle, batch, augment with the sampler, prefetch).
-Inference: the model's concrete function (what a SavedModel signature runs), batch 1 latency
-p50/p99 over 300 calls, and images/s at batch 128 and 256. Every figure is the median of
+Inference, batch 1 latency p50/p99 over 300 calls and images/s at batch 128 and 256, through two
+runtimes: the model's concrete function (what a SavedModel signature runs), and the TFLite copy
+the Trainer exports beside it (trainer/lite.py, XNNPACK), with 1 thread and with one per core.
+Every figure is the median of
 --runs runs (these machines are shared and noisy); the spread is printed beside it, and for
 training also images per CPU-second of this process, which other load disturbs less (on an
 idle 2-core machine wall-clock images/s can approach twice that).
@@ -24,6 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from trainer import lite  # noqa: E402
 from trainer.model import build_model  # noqa: E402
 from trainer.train import HParams, training_batches, without_autotune  # noqa: E402
 
@@ -55,30 +58,40 @@ def train_throughput(layout, batch_size, steps, runs, pipeline):
     return rates, cpu_rates
 
 
-def inference(layout, runs):
-    """(p50 ms, p99 ms) at batch 1 per run, and images/s per run for each INFER_BATCHES size."""
+def runtimes(layout):
+    """name -> (prepare numpy batch, call prepared batch -> numpy probabilities) for one model."""
     model = build_model(layout, seed=0)
     serve = tf.function(lambda image: model(image, training=False)).get_concrete_function(
         tf.TensorSpec([None, 48, 48, 1], tf.float32))
-    one = tf.constant(images(1))
+    flatbuffer = lite.convert(serve, model)
+    found = {"SavedModel signature": (tf.constant, lambda batch: serve(batch).numpy())}
+    for threads in sorted({1, os.cpu_count()}):
+        found[f"TFLite, {threads} thread{'s' if threads > 1 else ''}"] = (
+            np.asarray, lite.LiteModel(flatbuffer, num_threads=threads))
+    return found
+
+
+def inference(prepare, call, runs):
+    """(p50 ms, p99 ms) at batch 1 per run, and images/s per run for each INFER_BATCHES size."""
+    one = prepare(images(1))
     for _ in range(50):
-        serve(one).numpy()
+        call(one)
     latencies, rates = [], {b: [] for b in INFER_BATCHES}
     for _ in range(runs):
         times = []
         for _ in range(300):
             started = time.perf_counter()
-            serve(one).numpy()
+            call(one)
             times.append(time.perf_counter() - started)
         latencies.append((np.percentile(times, 50) * 1e3, np.percentile(times, 99) * 1e3))
     for batch_size in INFER_BATCHES:
-        batch = tf.constant(images(batch_size))
-        serve(batch).numpy()
+        batch = prepare(images(batch_size))
+        call(batch)
         for _ in range(runs):
             calls = max(1, 2048 // batch_size)
             started = time.perf_counter()
             for _ in range(calls):
-                serve(batch).numpy()
+                call(batch)
             rates[batch_size].append(calls * batch_size / (time.perf_counter() - started))
     return latencies, rates
 
@@ -114,11 +127,12 @@ def main(argv=None):
                 rates, cpu_rates = train_throughput(layout, batch_size, args.train_steps, args.runs, pipeline)
                 print(f"  train  batch {batch_size:3d}  {what:28s} {spread(rates)} images/s;  "
                       f"{np.median(cpu_rates):,.0f} per CPU-second", flush=True)
-        latencies, rates = inference(layout, args.runs)
-        print(f"  infer  batch   1  p50 {spread([p50 for p50, _ in latencies], '{:.2f}')} ms   "
-              f"p99 {spread([p99 for _, p99 in latencies], '{:.2f}')} ms", flush=True)
-        for batch_size, values in rates.items():
-            print(f"  infer  batch {batch_size:3d}  {spread(values)} images/s", flush=True)
+        for runtime, (prepare, call) in runtimes(layout).items():
+            latencies, rates = inference(prepare, call, args.runs)
+            print(f"  infer  batch   1  {runtime:28s} p50 {spread([p50 for p50, _ in latencies], '{:.2f}')} ms   "
+                  f"p99 {spread([p99 for _, p99 in latencies], '{:.2f}')} ms", flush=True)
+            for batch_size, values in rates.items():
+                print(f"  infer  batch {batch_size:3d}  {runtime:28s} {spread(values)} images/s", flush=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} at end. Reproduce: "
           f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '0')} "
           f"python -m bench.model {' '.join(sys.argv[1:] if argv is None else argv)}")

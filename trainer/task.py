@@ -8,6 +8,9 @@ Signatures (tf.saved_model.save, explicit):
   Decoded, converted to gray (ITU-R 601 luma, as Pillow's "L" in ingestion), resized to 48x48
   with antialiased bilinear (as ingestion), then the same Transform graph and model.
 - transform_features(examples) -> the transformed features (what TFMA's preprocessing uses).
+
+Beside it, tflite/model.tflite: the same Transform graph and model as TensorFlow Lite, raw `pixels`
+int64 [B, 2304] -> probabilities [B, 7], for low-latency CPU inference (trainer/lite.py).
 """
 import json
 import os
@@ -22,6 +25,7 @@ import tf_keras  # noqa: E402
 from absl import logging  # noqa: E402
 
 from deep_emotion import data_contract as dc  # noqa: E402
+from trainer import lite  # noqa: E402
 from trainer import model as deep_emotion_model  # noqa: E402
 from trainer.preprocessing import IMAGE_KEY  # noqa: E402
 from trainer.train import HParams, train  # noqa: E402
@@ -61,9 +65,11 @@ class ServingModule(tf.Module):
         self._pixels_spec = {dc.PIXELS: self._raw_spec[dc.PIXELS]}  # all a client must send
         self._class_names = tf.constant(dc.EMOTIONS)
 
+    def _probabilities(self, pixels: tf.Tensor) -> tf.Tensor:
+        return self.model(self.tft_layer({dc.PIXELS: pixels})[IMAGE_KEY], training=False)
+
     def _predict(self, pixels: tf.Tensor) -> dict:
-        image = self.tft_layer({dc.PIXELS: pixels})[IMAGE_KEY]
-        probabilities = self.model(image, training=False)
+        probabilities = self._probabilities(pixels)
         class_id = tf.argmax(probabilities, axis=-1)
         return {PROBABILITIES: probabilities, CLASS_ID: class_id,
                 CLASS_NAME: tf.gather(self._class_names, class_id)}
@@ -82,12 +88,19 @@ class ServingModule(tf.Module):
     def transform_features(self, examples):
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
-    def save(self, export_dir: str) -> None:
+    @tf.function(input_signature=[tf.TensorSpec([None, dc.NUM_PIXELS], tf.int64, name=dc.PIXELS)])
+    def serve_pixels(self, pixels):
+        """What the TFLite copy runs: no tf.Example parsing (not a TFLite built-in)."""
+        return {PROBABILITIES: self._probabilities(pixels)}
+
+    def save(self, export_dir: str) -> str:
+        """The SavedModel with its three signatures, then its TFLite copy; returns the copy's path."""
         tf.saved_model.save(self, export_dir, signatures={
             "serving_default": self.serve_examples,
             "serving_images": self.serve_images,
             "transform_features": self.transform_features,
         })
+        return lite.write(lite.convert(self.serve_pixels.get_concrete_function(), self), export_dir)
 
 
 def _strategy() -> tf.distribute.Strategy:
@@ -115,9 +128,9 @@ def run_fn(fn_args) -> None:
     tensorboard = tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
     history = train(model, train_ds, eval_ds, hparams, callbacks=[tensorboard], log=logging.info)
 
-    ServingModule(model, tf_transform_output).save(fn_args.serving_model_dir)
+    tflite_file = ServingModule(model, tf_transform_output).save(fn_args.serving_model_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as f:
         json.dump({"layout": layout, "hparams": hparams.to_dict(),
                    "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}, f, indent=1)
-    logging.info("Serving model written to %s; TensorBoard logs in %s",
-                 fn_args.serving_model_dir, fn_args.model_run_dir)
+    logging.info("Serving model written to %s (TFLite copy: %s); TensorBoard logs in %s",
+                 fn_args.serving_model_dir, tflite_file, fn_args.model_run_dir)

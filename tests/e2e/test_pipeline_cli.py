@@ -21,6 +21,7 @@ from deep_emotion import data_contract as dc
 from deep_emotion import runs
 from deep_emotion.demo_data.generate import generate
 from tests.e2e.harness import PipelineSandbox, explain
+from trainer.lite import LiteModel, tflite_path
 
 EXAMPLE_GEN = "DeepEmotionExampleGen"
 UPSTREAM = [EXAMPLE_GEN, "StatisticsGen", "SchemaGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform"]
@@ -93,6 +94,18 @@ def test_both_serving_signatures_return_seven_probabilities(sandbox):
     np.testing.assert_allclose(by_image["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
     # An unchanged 48x48 PNG is the same face as the example: same prediction.
     np.testing.assert_allclose(by_image["probabilities"].numpy()[0], by_example["probabilities"].numpy()[0], atol=1e-4)
+
+
+def test_pushed_tflite_copy_gives_the_savedmodel_probabilities(sandbox):
+    version_dir = sandbox.serving_dir / sandbox.versions()[0]
+    examples = _raw_test_examples(sandbox.latest_run(), limit=16)
+    expected = tf.saved_model.load(str(version_dir)).signatures["serving_default"](
+        examples=tf.constant(examples))["probabilities"].numpy()
+    pixels = np.array([tf.train.Example.FromString(e).features.feature[dc.PIXELS].int64_list.value
+                       for e in examples])
+    lite_model = LiteModel(tflite_path(str(version_dir)))
+    np.testing.assert_allclose(lite_model(pixels), expected, atol=1e-5)
+    np.testing.assert_allclose(lite_model(pixels[:1]), expected[:1], atol=1e-5)  # batch size changes
 
 
 def _deep_emotion(sandbox, *args):

@@ -1,0 +1,31 @@
+"""trainer/lite.py: the TFLite copy answers as the Keras model does, at any batch size."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer import lite
+from trainer.model import build_model
+
+# A theta head that rotates, zooms and shifts: the copy must reproduce the sampler, not an identity.
+WARP = np.array([0.9, -0.2, 0.1, 0.25, 0.85, -0.05], np.float32)
+
+
+@pytest.mark.parametrize("layout", ["paper", "reference"])
+def test_tflite_copy_matches_the_keras_model_with_a_warping_transformer(layout, faces):
+    model = build_model(layout, seed=0)
+    theta = model.get_layer("theta")
+    theta.set_weights([theta.get_weights()[0], WARP])
+    serve = tf.function(lambda image: model(image, training=False)).get_concrete_function(
+        tf.TensorSpec([None, 48, 48, 1], tf.float32))
+    lite_model = lite.LiteModel(lite.convert(serve, model), num_threads=1)
+    images = faces[0]
+    expected = model(images, training=False).numpy()
+    np.testing.assert_allclose(lite_model(images[:7]), expected[:7], atol=1e-5)
+    np.testing.assert_allclose(lite_model(images[7:8]), expected[7:8], atol=1e-5)
+    np.testing.assert_allclose(lite_model(images), expected, atol=1e-5)
+
+
+def test_tflite_file_goes_beside_the_savedmodel(tmp_path):
+    path = lite.write(b"flatbuffer", str(tmp_path))
+    assert path == str(tmp_path / "tflite" / "model.tflite")
+    assert (tmp_path / "tflite" / "model.tflite").read_bytes() == b"flatbuffer"
