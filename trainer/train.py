@@ -142,6 +142,18 @@ class EpochLog(tf_keras.callbacks.Callback):
                  + ("  (best)" if best else ""))
 
 
+def compile_for_training(model, hparams):
+    """Adam and sparse categorical cross-entropy on the probabilities, with an accuracy metric.
+
+    Under a mixed-precision model tf_keras wraps Adam in its dynamic LossScaleOptimizer.
+    """
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(hparams.learning_rate),
+        loss=tf_keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=hparams.jit_compile)
+
+
 def train(model, train_ds, eval_ds=None, hparams=None, callbacks=(), log=print):
     """Compile and fit `model`; returns the Keras History and leaves the best weights in the model.
 
@@ -167,11 +179,7 @@ def train(model, train_ds, eval_ds=None, hparams=None, callbacks=(), log=print):
             _check_examples(eval_ds, "eval_ds").batch(hparams.eval_batch_size).cache().prefetch(2))
     monitor = "val_loss" if validation is not None else "loss"
 
-    model.compile(
-        optimizer=tf_keras.optimizers.Adam(hparams.learning_rate),  # loss-scaled when the model is mixed
-        loss=tf_keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=hparams.jit_compile)
+    compile_for_training(model, hparams)
     early_stopping = tf_keras.callbacks.EarlyStopping(
         monitor=monitor, patience=hparams.early_stopping_patience, restore_best_weights=True)
     history = model.fit(
