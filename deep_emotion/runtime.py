@@ -5,9 +5,12 @@ TFT and TFMA in TFX 1.16 are typed against tf_keras (Keras 2), and TensorFlow de
 TensorFlow. The Makefile exports them too; setting them here keeps `deep-emotion` right when it is
 started some other way.
 """
+import contextlib
 import logging
 import os
 import re
+import sys
+import tempfile
 import time
 import warnings
 
@@ -30,6 +33,33 @@ def quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def native_stderr_without(*noise: str):
+    """Run a block with file descriptor 2 captured, then write back every line that contains none
+    of `noise`.
+
+    For C++ code that logs straight to stderr through absl (TFLite's converter and interpreter),
+    which TF_CPP_MIN_LOG_LEVEL does not reach. Nothing else is lost: other lines, errors included,
+    appear when the block ends.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not any(n in line for n in noise))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
 
 
 class _PipelineProgress(logging.Filter, logging.Formatter):

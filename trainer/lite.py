@@ -20,8 +20,13 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from deep_emotion.runtime import native_stderr_without
+
 TFLITE_DIR = "tflite"
 TFLITE_FILE = "model.tflite"
+# What TFLite's C++ side prints on every healthy conversion or interpreter start.
+_TFLITE_NOISE = ("All log messages before absl::InitializeLog()", "Ignored output_format.",
+                 "Ignored drop_control_dependency.", "Created TensorFlow Lite XNNPACK delegate")
 
 
 def tflite_path(serving_model_dir: str) -> str:
@@ -37,7 +42,8 @@ def convert(function: tf.types.experimental.ConcreteFunction, trackable=None) ->
     """
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], trackable)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter.convert()
+    with native_stderr_without(*_TFLITE_NOISE):
+        return converter.convert()
 
 
 def write(flatbuffer: bytes, serving_model_dir: str) -> str:
@@ -57,10 +63,10 @@ class LiteModel:
     """
 
     def __init__(self, model: "str | bytes", num_threads: Optional[int] = None):
-        if isinstance(model, (bytes, bytearray)):
-            self.interpreter = tf.lite.Interpreter(model_content=bytes(model), num_threads=num_threads)
-        else:
-            self.interpreter = tf.lite.Interpreter(model_path=model, num_threads=num_threads)
+        source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": model}
+        with native_stderr_without(*_TFLITE_NOISE):
+            self.interpreter = tf.lite.Interpreter(**source, num_threads=num_threads)
+            self.interpreter.allocate_tensors()  # XNNPACK announces itself here
         (self._input,), (self._output,) = (self.interpreter.get_input_details(),
                                            self.interpreter.get_output_details())
         self._batch_size = None

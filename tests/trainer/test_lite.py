@@ -1,8 +1,12 @@
 """trainer/lite.py: the TFLite copy answers as the Keras model does, at any batch size."""
+import os
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from deep_emotion.runtime import native_stderr_without
 from trainer import lite
 from trainer.model import build_model
 
@@ -29,3 +33,12 @@ def test_tflite_file_goes_beside_the_savedmodel(tmp_path):
     path = lite.write(b"flatbuffer", str(tmp_path))
     assert path == str(tmp_path / "tflite" / "model.tflite")
     assert (tmp_path / "tflite" / "model.tflite").read_bytes() == b"flatbuffer"
+
+
+def test_tflite_chatter_is_dropped_and_every_other_native_stderr_line_kept(capfd):
+    with native_stderr_without("Created TensorFlow Lite XNNPACK delegate"):
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"E0000 converter: a real error\n")
+        print("python-level warning", file=sys.stderr)
+    # (under pytest sys.stderr is not file descriptor 2, so only the set of lines is compared)
+    assert sorted(capfd.readouterr().err.splitlines()) == ["E0000 converter: a real error", "python-level warning"]
