@@ -21,5 +21,8 @@ mkdir -p "$(dirname "$LOG")"
   # --mode both: one process, so the verification reuses the compiled batch-1024 programs.
   timeout 230 python3 -m bench.gpu.run_xla --artifacts .gpu --mode both --epochs 10 --infer-seconds 2 \
     ${DEVICE_CHECK_ARGS:-}
-  echo "run_xla exit status $? (124: stopped by the 230 s limit)"
+  status=$?
+  echo "run_xla exit status $status (124: stopped by the 230 s limit)"
+  exit "$status"
 } 2>&1 | tee "$LOG"
+exit "${PIPESTATUS[0]}"  # non-zero when a measurement or check failed

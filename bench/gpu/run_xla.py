@@ -39,6 +39,16 @@ from jaxlib.mlir.dialects import func as func_dialect  # noqa: E402
 from bench.gpu.data import FER2013_TRAIN_SIZE, synthetic_faces  # noqa: E402
 
 MANIFEST = "manifest.json"
+# Every measurement or check that failed: the run goes on (one device session has to bring back what
+# it can), then exits non-zero naming them.
+FAILURES = []
+
+
+def _failed(what: str, error: Exception, log=print) -> str:
+    line = f"{what}: FAILED {type(error).__name__}: {error}"
+    FAILURES.append(line)
+    log(line)
+    return line
 
 
 def without_copies(stablehlo):
@@ -49,7 +59,7 @@ def without_copies(stablehlo):
     ("failed to legalize operation 'mhlo.copy'"; its CPU pipeline accepts it). A copy of an
     immutable SSA value is the value itself, so dropping it changes nothing computed.
     """
-    from jax._src.lib.mlir import ir
+    from jaxlib.mlir import ir
 
     with mlir.make_ir_context():
         module = ir.Module.parse(stablehlo)
@@ -418,9 +428,12 @@ def main(argv=None):
                 log(f"{layout.name}: no TF reference exported (export_xla.py --reference-steps)")
                 continue
             try:
-                verify(layout, log)
+                if not verify(layout, log):
+                    FAILURES.append(f"{layout.name}: verification outside its limits (see the lines above)")
             except Exception as error:  # keep going: one device run has to bring back what it can
-                log(f"{layout.name}: verification FAILED {type(error).__name__}: {error}")
+                _failed(f"{layout.name}: verification", error, log)
+    if FAILURES:
+        sys.exit(f"{len(FAILURES)} measurement(s) or check(s) failed:\n  " + "\n  ".join(FAILURES))
 
 
 LOOPS = {"step": "a launch per step", "epoch": "the epoch in one launch"}
@@ -437,7 +450,7 @@ def _training_figures(layout, batch, faces, labels, args, one_launch, log):
         state, seconds, history, first_loss, compile_s = train(
             layout, batch, faces, labels, args.epochs, args.seed, one_launch, log)
     except Exception as error:  # keep going: one device run has to bring back what it can
-        log(f"{layout.name}: train b{batch} ({how}): FAILED {type(error).__name__}: {error}")
+        _failed(f"{layout.name}: train b{batch} ({how})", error, log)
         twin = layout.entry.get("verify", {}).get("mixed")
         if not twin or batch not in [p["batch"] for p in twin["programs"]]:
             return f"{layout.name}: train b{batch} ({how}): FAILED {type(error).__name__}", None
@@ -446,7 +459,7 @@ def _training_figures(layout, batch, faces, labels, args, one_launch, log):
             _, seconds, history, first_loss, compile_s = train(
                 trained, batch, faces, labels, args.epochs, args.seed, one_launch, log)
         except Exception as error:
-            log(f"{trained.name}: train b{batch} ({how}): FAILED {type(error).__name__}: {error}")
+            _failed(f"{trained.name}: train b{batch} ({how})", error, log)
             return f"{trained.name}: train b{batch} ({how}): FAILED {type(error).__name__}", None
     epoch_s = statistics.median(seconds[1:] or seconds)
     which = (f"median of epochs 2-{len(seconds)}; epoch 1 took {seconds[0]:.2f} s"
@@ -483,9 +496,9 @@ def benchmark(layouts, args, device, log=print):
                 rate, ms, compile_s = inference(layout, batch, state, faces, args.infer_seconds)
                 summary.append(f"{layout.name}: infer b{batch}: {rate:,.0f} images/s, {ms:.3f} ms/batch "
                                f"(back-to-back launches), compile {compile_s:.1f} s")
+                log(summary[-1])
             except Exception as error:
-                summary.append(f"{layout.name}: infer b{batch}: FAILED {type(error).__name__}: {error}")
-            log(summary[-1])
+                summary.append(_failed(f"{layout.name}: infer b{batch}", error, log))
     log(f"\nsummary ({device.device_kind}, {args.faces:,} faces, {args.epochs} epochs):\n  " + "\n  ".join(summary))
     log("reproduce: python3 -m bench.gpu.run_xla " + " ".join(sys.argv[1:]))
 
