@@ -1,6 +1,6 @@
 # Two commands matter (README): `make demo` and `make test`. Both build .venv from the lock when
 # missing or stale, and nothing else by hand. Every target exports the Keras/TF settings the TFX
-# 1.16 stack needs before Python starts (see DESIGN.md).
+# 1.16 stack needs before Python starts (see docs/design.md, "Why the stack is pinned").
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -69,7 +69,7 @@ $(OUTPUT_ROOT)/.demo-data-$(DEMO_N).complete: | $(INSTALLED)
 pipeline-run: $(INSTALLED)
 	@if [ -d "$(BEAM_HOME)/$(PIPELINE_NAME)" ]; then verb=update; else verb=create; fi; \
 	echo "tfx pipeline $$verb (registry: $(BEAM_HOME))"; \
-	$(TFX) pipeline $$verb --engine beam --pipeline_path $(CURDIR)/pipeline/beam_runner.py
+	$(TFX) pipeline $$verb --engine beam --pipeline_path $(CURDIR)/runners/beam_runner.py
 	$(TFX) run create --engine beam --pipeline_name $(PIPELINE_NAME)
 	$(VENV)/bin/deep-emotion summary $(SUMMARY_ARGS)
 

@@ -1,5 +1,5 @@
 """Root conftest: applies to tests in tests/ and beside components alike."""
-from deep_emotion.runtime import quiet_tensorflow
+from contract.runtime import quiet_tensorflow
 
 quiet_tensorflow()
 

@@ -13,7 +13,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["deep_emotion*", "pipeline*", "components*", "trainer*"]),
+    packages=find_packages(include=["contract*", "components*", "trainer*", "pipeline*", "deep_emotion*"]),
     install_requires=[
         "tfx[kfp]==1.16.0",
         "apache-beam[gcp]>=2.59,<2.60",
@@ -25,10 +25,13 @@ setup(
         "numpy<2",
         "protobuf>=3.20.3,<4",
         "joblib<1.5",
+        "google-crc32c>=1.5",  # TFRecord checksums in the ExampleGen writer (also a TFX dependency)
         "matplotlib>=3.8",  # the report's plots
     ],
     extras_require={
-        "dev": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "beautifulsoup4>=4.12"],
+        "dev": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "beautifulsoup4>=4.12",
+                "hypothesis>=6.100",      # property tests (the CSV parsers)
+                "import-linter>=2.1"],    # the layering contract (.importlinter)
     },
     entry_points={"console_scripts": ["deep-emotion=deep_emotion.cli:main"]},
 )

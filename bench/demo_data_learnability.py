@@ -12,7 +12,7 @@ reports accuracy on the PublicTest + PrivateTest rows for:
 
     TF_USE_LEGACY_KERAS=1 python -m bench.demo_data_learnability [--n 3000] [--seconds 150]
 """
-from deep_emotion.runtime import quiet_tensorflow
+from contract.runtime import quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from deep_emotion.data_contract import EMOTIONS, IMAGE_SIZE  # noqa: E402
+from contract.data import EMOTIONS, IMAGE_SIZE  # noqa: E402
 from deep_emotion.demo_data import generate, render_faces  # noqa: E402
 
 MODELS = ("linear", "cnn", "deep_emotion")

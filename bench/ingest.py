@@ -11,7 +11,7 @@ peak RSS. Targets: >= 2,000 rows/s on 2 cores; peak RSS under 3 GB and not growi
 --compare-tfx-writer also runs the same executor with TFX's stock WriteSplit (Reshuffle, then
 WriteToTFRecord at gzip level 6) in place of ours, to show why the executor does not use it.
 """
-from deep_emotion.runtime import quiet_tensorflow
+from contract.runtime import quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -54,7 +54,7 @@ def child(data_root: str, variant: str) -> None:
     import resource  # pylint: disable=import-outside-toplevel
 
     from components.example_gen import executor  # pylint: disable=import-outside-toplevel
-    from components.example_gen.ingest import run_executor  # pylint: disable=import-outside-toplevel
+    from components.example_gen.standalone import run_executor  # pylint: disable=import-outside-toplevel
     from components.example_gen.options import IngestOptions  # pylint: disable=import-outside-toplevel
 
     executor_class = executor.Executor

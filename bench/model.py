@@ -13,7 +13,7 @@ Every figure is the median of
 training also images per CPU-second of this process, which other load disturbs less (on an
 idle 2-core machine wall-clock images/s can approach twice that).
 """
-from deep_emotion.runtime import quiet_tensorflow
+from contract.runtime import quiet_tensorflow
 
 quiet_tensorflow()
 

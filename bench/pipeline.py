@@ -80,7 +80,7 @@ def main():
         "DEEP_EMOTION_PROFILE": "demo", "DEEP_EMOTION_ACCURACY_FLOOR": "0",
         "DEEP_EMOTION_HPARAMS": json.dumps({"epochs": args.epochs}),
     })
-    from deep_emotion.runtime import pipeline_progress_logging, quiet_tensorflow
+    from contract.runtime import pipeline_progress_logging, quiet_tensorflow
 
     quiet_tensorflow()
     if not data_root.exists():
@@ -91,7 +91,7 @@ def main():
 
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-    from pipeline import beam_runner
+    from pipeline import local
 
     pipeline_progress_logging()
     timeline = _Timeline()
@@ -99,7 +99,7 @@ def main():
     sampler = _RssSampler()
     sampler.start()
     started = time.time()
-    BeamDagRunner().run(beam_runner.build())
+    BeamDagRunner().run(local.build())
     total = time.time() - started
     sampler.stop.set()
 

@@ -1,4 +1,4 @@
-"""The canonical example every source is turned into (DESIGN.md, "Data contract").
+"""The canonical example every source is turned into (docs/design.md, "The data contract").
 
 One place for feature names, the label map and the image geometry: ingestion, the schema,
 Transform, the Trainer, serving and the reports all read them from here.

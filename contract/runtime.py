@@ -72,7 +72,7 @@ class _PipelineProgress(logging.Filter, logging.Formatter):
     _HARMLESS = ("ArtifactQuery.property_predicate is not supported",
                  "does not have payload_format custom property",
                  "Couldn't find python-snappy")
-    _OWN_CODE = tuple(os.path.join(REPO_ROOT, d) + os.sep for d in ("components", "trainer", "pipeline", "deep_emotion"))
+    _OWN_CODE = tuple(os.path.join(REPO_ROOT, d) + os.sep for d in ("contract", "components", "trainer", "pipeline", "runners", "deep_emotion"))
 
     def __init__(self):
         logging.Filter.__init__(self)

@@ -1,1 +1,2 @@
-"""Deep-Emotion TFX: user-facing tools (CLI, demo data, prediction, reports) and the data contract."""
+"""Deep-Emotion TFX, the top layer: the `deep-emotion` commands (cli/), the report and notebooks'
+code, predict, the run summary and the demo-data generator. Imports any layer below; none imports it."""

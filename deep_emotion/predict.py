@@ -1,4 +1,4 @@
-"""`deep-emotion predict`: the served model's answer for images, folders or a FER2013-style CSV.
+"""The served model's answer for images, folders or a FER2013-style CSV (`deep-emotion predict`).
 
 One JSON line per input on stdout, as a TF Serving client would get them: images go through the
 model's `serving_images` signature (encoded bytes, any size, gray or colour), CSV rows through
@@ -7,31 +7,14 @@ re-encoded as PNG with Pillow first, losslessly.
 """
 import csv
 import io
-import json
-import os
-import sys
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
-import click
-
-from deep_emotion import data_contract as dc
+from contract import data as dc
 
 TF_DECODABLE = {"PNG", "JPEG", "GIF", "BMP"}  # what tf.io.decode_image reads
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 BATCH = 64
-
-
-def resolve_model_dir(path: str) -> str:
-    """A SavedModel directory, or a TF Serving base directory: then its newest numeric version."""
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
-        return path
-    versions = sorted((int(n) for n in os.listdir(path) if n.isdigit()
-                       and os.path.exists(os.path.join(path, n, "saved_model.pb"))), reverse=True) \
-        if os.path.isdir(path) else []
-    if not versions:
-        raise click.ClickException(f"{path}: neither a SavedModel nor a serving directory with numbered versions")
-    return os.path.join(path, str(versions[0]))
 
 
 def _image_bytes(path: Path) -> bytes:
@@ -56,7 +39,7 @@ def _csv_examples(path: Path) -> Iterator[Tuple[str, object]]:
         reader = csv.reader(f)
         header = [c.strip().lower() for c in next(reader, [])]
         if dc.PIXELS not in header:
-            raise click.ClickException(f"{path}: no 'pixels' column in the header {header}")
+            raise ValueError(f"{path}: no 'pixels' column in the header {header}")
         column = header.index(dc.PIXELS)
         for fields in reader:
             name = f"{path}:{reader.line_num}"
@@ -120,20 +103,3 @@ def predict_lines(model_dir: str, paths: List[str]) -> Iterator[dict]:
             yield from flush()
         pending.append((kind, name, payload))
     yield from flush()
-
-
-@click.command("predict")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
-              help="A SavedModel, or a serving directory (its newest version is used).")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-def predict(model_path, paths):
-    """Predict the emotion of images, folders of images, or FER2013-style CSV rows (JSON lines)."""
-    model_dir = resolve_model_dir(model_path)
-    click.echo(f"model: {model_dir}", err=True)
-    failures = 0
-    for answer in predict_lines(model_dir, list(paths)):
-        failures += "error" in answer
-        click.echo(json.dumps(answer))
-    if failures:
-        click.echo(f"{failures} input(s) could not be read (see their 'error' lines)", err=True)
-        sys.exit(1)

@@ -1,13 +1,12 @@
-"""`deep-emotion schema-candidate`: the schema the latest run's SchemaGen inferred, beside the
-curated schema/schema.pbtxt, for a maintainer to review before changing the curated one.
+"""The schema the latest run's SchemaGen inferred, beside the curated schema/schema.pbtxt, for a
+maintainer to review before changing the curated one (`deep-emotion schema-candidate`).
 
 Both are written in one canonical text layout (features sorted by name, comments dropped) so that
 the printed diff shows content, not formatting.
 """
 import difflib
 import os
-
-import click
+from typing import Dict, List
 
 from deep_emotion import runs
 
@@ -22,28 +21,26 @@ def canonical_text(schema) -> str:
     return text_format.MessageToString(ordered)
 
 
-@click.command("schema-candidate")
-@click.option("--out", "out_dir", default=None, help="Folder to write to (default: <output root>/schema-candidate).")
-def schema_candidate(out_dir):
-    """Write the latest run's inferred schema next to the curated one and print their differences."""
+def write_candidate(metadata_path: str, pipeline_name: str, curated_path: str, out_dir: str):
+    """Writes curated.pbtxt and schema.pbtxt (canonical text) to out_dir; returns (run id, diff lines).
+
+    LookupError when the latest run has no SchemaGen output.
+    """
     import tensorflow_data_validation as tfdv
 
-    from pipeline import configs
-
-    run = runs.latest_run(configs.METADATA_PATH, configs.PIPELINE_NAME)
+    run = runs.latest_run(metadata_path, pipeline_name)
     node = run.nodes.get("SchemaGen") if run else None
     if node is None or "schema" not in node.outputs:
-        raise click.ClickException(f"No SchemaGen output in the latest run of '{configs.PIPELINE_NAME}' "
-                                   f"({configs.METADATA_PATH}): run the pipeline first.")
+        raise LookupError(f"No SchemaGen output in the latest run of '{pipeline_name}' ({metadata_path}): "
+                          "run the pipeline first.")
     inferred = tfdv.load_schema_text(os.path.join(node.output("schema").uri, "schema.pbtxt"))
-    curated = tfdv.load_schema_text(configs.SCHEMA_PATH)
-    out_dir = out_dir or os.path.join(configs.OUTPUT_ROOT, "schema-candidate")
+    curated = tfdv.load_schema_text(curated_path)
     os.makedirs(out_dir, exist_ok=True)
-    texts = {"curated.pbtxt": canonical_text(curated), "schema.pbtxt": canonical_text(inferred)}
+    texts: Dict[str, str] = {"curated.pbtxt": canonical_text(curated), "schema.pbtxt": canonical_text(inferred)}
     for name, text in texts.items():
         with open(os.path.join(out_dir, name), "w") as f:
             f.write(text)
-    click.echo(f"Candidate schema (run {run.run_id}): {os.path.join(out_dir, 'schema.pbtxt')}")
-    diff = list(difflib.unified_diff(texts["curated.pbtxt"].splitlines(), texts["schema.pbtxt"].splitlines(),
-                                     f"curated ({configs.SCHEMA_PATH})", "inferred from the data", lineterm=""))
-    click.echo("\n".join(diff) if diff else "No differences from the curated schema.")
+    diff: List[str] = list(difflib.unified_diff(
+        texts["curated.pbtxt"].splitlines(), texts["schema.pbtxt"].splitlines(),
+        f"curated ({curated_path})", "inferred from the data", lineterm=""))
+    return run.run_id, diff

@@ -1,41 +1,39 @@
-"""`deep-emotion summary`: what the latest pipeline run did and where its outputs are.
+"""What the latest pipeline run did and where its outputs are (`deep-emotion summary`).
 
 Reads ML Metadata (no guessing from directory names): each component's state, the validation
 report, the TensorBoard logs, the evaluation and its verdict, the pushed model — and measures the
 pushed model's accuracy on the test split through its serving signature, the way a client would.
 """
-import glob
-import os
-from typing import Optional
-
-import click
+import dataclasses
+from typing import Callable, Optional
 
 from deep_emotion import runs
 
-
-def pushed_model_test_accuracy(model_dir: str, examples_uri: str, batch_size: int = 256):
-    """(accuracy, n) of a SavedModel's serving_default on the raw test split of ExampleGen's output."""
-    import numpy as np
-    import tensorflow as tf
-
-    from deep_emotion import data_contract as dc
-
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    files = sorted(glob.glob(os.path.join(examples_uri, "Split-test", "*")))
-    correct = total = 0
-    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size):
-        labels = tf.io.parse_example(batch, {dc.LABEL: tf.io.FixedLenFeature([1], tf.int64)})[dc.LABEL][:, 0]
-        predicted = serve(examples=batch)["class_id"]
-        correct += int(np.sum(predicted.numpy() == labels.numpy()))
-        total += int(labels.shape[0])
-    return (correct / total if total else float("nan")), total
+TEST_SPLIT = "test"
 
 
-def summarize(metadata_path: str, pipeline_name: str, echo=click.echo) -> Optional[float]:
-    """Prints the latest run's summary; returns the pushed model's test accuracy (None if none)."""
+@dataclasses.dataclass
+class RunSummary:
+    """What `summarize` found: the pushed version (None if nothing was pushed, and why) and its test accuracy."""
+    pushed_model: Optional[str] = None
+    not_pushed_because: Optional[str] = None
+    test_accuracy: Optional[float] = None  # None when the test split is empty
+    test_examples: int = 0
+
+
+def pushed_model_test_accuracy(model_dir: str, examples_uri: str):
+    """(accuracy or None for an empty split, n) of a SavedModel's serving_default on the test split."""
+    from deep_emotion.report import model_analysis
+
+    predictions = model_analysis.predict(model_analysis.load_serving_model(model_dir), examples_uri, TEST_SPLIT)
+    return predictions.accuracy(), len(predictions.faces)
+
+
+def summarize(metadata_path: str, pipeline_name: str, echo: Callable[[str], None] = print) -> RunSummary:
+    """Prints the latest run's summary with `echo`; LookupError when the pipeline never ran."""
     run = runs.latest_run(metadata_path, pipeline_name)
     if run is None:
-        raise click.ClickException(f"No run of pipeline '{pipeline_name}' in {metadata_path}")
+        raise LookupError(f"No run of pipeline '{pipeline_name}' in {metadata_path}")
     echo(f"Pipeline '{pipeline_name}', run {run.run_id}:")
     for node_id, state in run.states().items():
         echo(f"  {node_id:32s} {state}")
@@ -60,28 +58,29 @@ def summarize(metadata_path: str, pipeline_name: str, echo=click.echo) -> Option
     pusher = nodes.get("Pusher")
     if pusher is None or not pusher.outputs:
         echo("No model pushed: the run did not reach the Pusher.")
-        return None
+        return RunSummary(not_pushed_because="the run did not reach the Pusher")
     pushed = pusher.output("pushed_model")
     if not runs.custom_property(pushed, "pushed"):
         echo("Model NOT pushed: the Evaluator did not bless it. The served model is unchanged.")
-        return None
+        return RunSummary(not_pushed_because="the Evaluator did not bless the model")
     destination = runs.custom_property(pushed, "pushed_destination")
     new = runs.custom_property(pushed, "new_version")
-    echo(f"Pushed model:             {destination}" + ("" if new in (None, 1) else "  (identical to the served version: no new version)"))
+    echo(f"Pushed model:             {destination}"
+         + ("" if new in (None, 1) else "  (identical to the served version: no new version)"))
     accuracy, n = pushed_model_test_accuracy(destination, run.producer("examples").output("examples").uri)
-    echo(f"Pushed model's test accuracy: {accuracy:.4f} on {n} test examples")
-    return accuracy
+    if accuracy is None:
+        echo("Pushed model's test accuracy: undefined, the test split has no examples")
+    else:
+        echo(f"Pushed model's test accuracy: {accuracy:.4f} on {n} test examples")
+    return RunSummary(destination, None, accuracy, n)
 
 
-@click.command("summary")
-@click.option("--metadata-path", default=None, help="MLMD SQLite file (default: configs.METADATA_PATH).")
-@click.option("--pipeline-name", default=None, help="Pipeline name (default: configs.PIPELINE_NAME).")
-@click.option("--min-test-accuracy", type=float, default=None,
-              help="Exit non-zero unless a model was pushed and reaches this test accuracy.")
-def summary(metadata_path, pipeline_name, min_test_accuracy):
-    """Show what the latest pipeline run did, where its outputs are, and the pushed model's test accuracy."""
-    from pipeline import configs
-
-    accuracy = summarize(metadata_path or configs.METADATA_PATH, pipeline_name or configs.PIPELINE_NAME)
-    if min_test_accuracy is not None and (accuracy is None or accuracy < min_test_accuracy):
-        raise click.ClickException(f"Test accuracy {accuracy} is below the required {min_test_accuracy}")
+def check_test_accuracy(result: RunSummary, minimum: float) -> Optional[str]:
+    """Why the run fails a required test accuracy, or None when it passes."""
+    if result.pushed_model is None:
+        return f"no model was pushed ({result.not_pushed_because}): required test accuracy {minimum}"
+    if result.test_accuracy is None:
+        return f"the test split has no examples, so the test accuracy is undefined (required {minimum})"
+    if result.test_accuracy < minimum:
+        return f"test accuracy {result.test_accuracy:.4f} is below the required {minimum}"
+    return None

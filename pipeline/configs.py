@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict
 
+from components.example_gen.options import IngestOptions
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _DOCS: Dict[str, str] = {}
 
@@ -53,11 +55,13 @@ SCHEMA_PATH = _setting("SCHEMA_PATH", str(REPO_ROOT / "schema" / "schema.pbtxt")
                        "Curated schema imported by ImportSchemaGen.")
 
 # --- Data -----------------------------------------------------------------------------------------
-CONTEMPT_AS = _setting("CONTEMPT_AS", "",
+# Defaults are IngestOptions' own (components/example_gen/options.py): one place for them.
+_INGEST_DEFAULTS = IngestOptions()
+CONTEMPT_AS = _setting("CONTEMPT_AS", _INGEST_DEFAULTS.contempt_as or "",
                        "FER2013 class to map CK+/FER+ 'contempt' onto (FER2013 has none); empty: excluded, counted.")
-USE_FERPLUS_LABELS = _setting("USE_FERPLUS_LABELS", False,
+USE_FERPLUS_LABELS = _setting("USE_FERPLUS_LABELS", _INGEST_DEFAULTS.use_ferplus_labels,
                               "Relabel FER2013 by FER+ majority vote when fer2013new.csv is present.")
-BAD_RECORD_BUDGET = _setting("BAD_RECORD_BUDGET", 0,
+BAD_RECORD_BUDGET = _setting("BAD_RECORD_BUDGET", _INGEST_DEFAULTS.bad_record_budget,
                              "Bad input records tolerated (quarantined with reasons); 0 fails on the first.")
 
 # --- Model and training ---------------------------------------------------------------------------
@@ -92,10 +96,10 @@ BEAM_PIPELINE_ARGS = _setting(
 VERBOSE_LOGS = _setting("VERBOSE_LOGS", False,
                         "Full TFX INFO logs instead of one line per component plus our own messages.")
 
-# Transform and Trainer code. A module file makes TFX package trainer/ and fingerprint it, so an edit to
-# the model invalidates the cache; the Kubeflow image uses dotted paths into its installed package.
-TRANSFORM_MODULE_FILE = str(REPO_ROOT / "trainer" / "preprocessing.py")
-TRAINER_MODULE_FILE = str(REPO_ROOT / "trainer" / "task.py")
+# Transform and Trainer code: modules of the installed package (locally the checkout, on Kubeflow the
+# image). create_pipeline puts a fingerprint of everything they import into the cache key.
+TRANSFORM_MODULE = "trainer.preprocessing"
+TRAINER_MODULE = "trainer.task"
 
 
 def describe() -> str:
@@ -116,16 +120,16 @@ EXAMPLE_GEN_OPTIONS = {  # components.example_gen.options.IngestOptions
 
 
 def pipeline_args() -> Dict[str, Any]:
-    """pipeline.create_pipeline's arguments from the settings above, for every runner; a runner
-    replaces what differs on its orchestrator (Kubeflow: roots, module paths, baseline)."""
+    """pipeline.create_pipeline's arguments from the settings above, for every variant; a variant
+    replaces what differs on its orchestrator (Kubeflow: roots, baseline, Beam profile)."""
     return dict(
         pipeline_name=PIPELINE_NAME, pipeline_root=PIPELINE_ROOT, data_root=DATA_ROOT, schema_path=SCHEMA_PATH,
-        serving_dir=SERVING_DIR, transform_module=TRANSFORM_MODULE_FILE, trainer_module=TRAINER_MODULE_FILE,
+        serving_dir=SERVING_DIR, transform_module=TRANSFORM_MODULE, trainer_module=TRAINER_MODULE,
         hparams=HPARAMS, model_layout=MODEL_LAYOUT, accuracy_floor=ACCURACY_FLOOR,
         example_gen_options=EXAMPLE_GEN_OPTIONS, enable_cache=ENABLE_CACHE, beam_pipeline_args=BEAM_PIPELINE_ARGS)
 
 
-# === Kubeflow Pipelines (pipeline/kubeflow_runner.py, `deep-emotion kfp`) ============================
+# === Kubeflow Pipelines (pipeline/kubeflow.py, `deep-emotion kfp`) ==================================
 # Read when the Kubeflow pipeline is compiled; paths are as the pods see them, not this machine.
 KFP_IMAGE = _setting("KFP_IMAGE", "deep-emotion-tfx:latest",
                      "Image every Kubeflow step runs (built from Dockerfile, pushed where the cluster pulls).")

@@ -10,20 +10,20 @@ locations. gs:// URIs are left alone: TFX reads and writes GCS directly, which D
 """
 import json
 import os
+import runpy
 import sys
 from typing import Any, Callable, List
 
-from deep_emotion.runtime import quiet_tensorflow
+from contract.runtime import quiet_tensorflow
 
 quiet_tensorflow()
-
-from absl import app  # noqa: E402
-from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor  # noqa: E402
 
 # The KFP launcher's LocalPathForURI; the root is "/" in a pod (tests point it elsewhere).
 MIRRORED_SCHEMES = ("s3", "minio")
 MIRROR_ROOT = os.environ.get("KFP_LAUNCHER_MIRROR_ROOT", "/")
 INVOCATION_FLAG = "--json_serialized_invocation_args"
+# What `python -m` would run without the shim: TFX's Kubeflow V2 container entrypoint.
+TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 
 
 def to_mirror(uri: str, root: str = MIRROR_ROOT) -> str:
@@ -75,19 +75,31 @@ def restore_output_uris(output_file: str) -> None:
         json.dump(executor_output, f)
 
 
+def _invocation_position(argv: List[str]) -> int:
+    """Index of the ExecutorInput JSON in argv (`--flag VALUE` or `--flag=VALUE`)."""
+    for i, arg in enumerate(argv):
+        if arg == INVOCATION_FLAG and i + 1 < len(argv):
+            return i + 1
+        if arg.startswith(INVOCATION_FLAG + "="):
+            return i
+    raise SystemExit(f"{INVOCATION_FLAG} is missing from the arguments: not a Kubeflow V2 task invocation")
+
+
 def main(argv: List[str]) -> None:
+    """Runs TFX's entrypoint module as `python -m` does (its own flag parsing and exit status), with
+    the invocation's mirrored URIs localised, then maps the URIs in its output back."""
     argv = list(argv)
-    position = argv.index(INVOCATION_FLAG) + 1
-    output_file = json.loads(argv[position]).get("outputs", {}).get("outputFile", "")
-    argv[position] = localize_invocation(argv[position])
-
-    def run(parsed_argv):
-        kubeflow_v2_run_executor.main(parsed_argv)
+    position = _invocation_position(argv)
+    inline = argv[position].startswith(INVOCATION_FLAG + "=")
+    invocation = argv[position].split("=", 1)[1] if inline else argv[position]
+    output_file = json.loads(invocation).get("outputs", {}).get("outputFile", "")
+    localized = localize_invocation(invocation)
+    argv[position] = f"{INVOCATION_FLAG}={localized}" if inline else localized
+    sys.argv = [TFX_ENTRYPOINT] + argv[1:]
+    try:
+        runpy.run_module(TFX_ENTRYPOINT, run_name="__main__", alter_sys=True)
+    finally:  # absl's app.run ends the process through SystemExit, success included
         restore_output_uris(output_file)
-
-    # As TFX's own `python -m ...kubeflow_v2_run_executor`: absl app, TFX's flag parser (unknown
-    # arguments are the Beam pipeline args).
-    app.run(run, argv=argv, flags_parser=kubeflow_v2_run_executor._parse_flags)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":

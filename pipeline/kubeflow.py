@@ -1,11 +1,9 @@
 """Kubeflow Pipelines 2.x: the same create_pipeline, compiled by KubeflowV2DagRunner into a PipelineSpec YAML.
 
-    deep-emotion kfp compile --output deep-emotion-kfp.yaml     (or: python -m pipeline.kubeflow_runner OUT.yaml)
+    deep-emotion kfp compile --output deep-emotion-kfp.yaml     (or: python runners/kubeflow_runner.py OUT.yaml)
 
 Settings come from pipeline/configs.py (the Kubeflow block) and DEEP_EMOTION_* variables. Where this
-differs from the local runner (pipeline/beam_runner.py), and why:
-- Transform and Trainer code by dotted path into the image's installed package: a module file would
-  make the compiler upload wheels to the pipeline root at compile time.
+differs from the local variant (pipeline/local.py), and why:
 - baseline="served": open-source KFP cannot execute Resolver nodes; components/served_model hands the
   Evaluator the model in service instead (no-regression check kept; first run: floor only).
 - The Trainer's GPU/CPU/memory request (a ResourceSpec platform config; BeamDagRunner rejects it).
@@ -16,10 +14,9 @@ differs from the local runner (pipeline/beam_runner.py), and why:
   inputs and parameters, so a scheduled run would otherwise reuse last week's examples (open-source
   KFP ignores TFX's ExampleGen driver hook that fingerprints input files) or a stale baseline.
 """
-import sys
 from typing import Any, Dict, List, Optional
 
-from deep_emotion.runtime import quiet_tensorflow
+from contract.runtime import quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -106,9 +103,6 @@ def build(data_root: Any = None, serving_dir: Optional[str] = None) -> tfx.dsl.P
         "data_root": data_root,
         "schema_path": configs.KFP_SCHEMA_PATH,
         "serving_dir": serving_dir,
-        # The image's installed package: no user-code wheels uploaded at compile time.
-        "transform_module": "trainer.preprocessing",
-        "trainer_module": "trainer.task",
         "baseline": configs.KFP_BASELINE,
         "beam_pipeline_args": beam_pipeline_args(),
     })
@@ -149,9 +143,3 @@ def compile_pipeline(output_path: str, image: Optional[str] = None, **build_args
                 f"# Upload with `deep-emotion kfp submit|schedule`; pass the pipeline root per run.\n")
         yaml.safe_dump(spec, f, sort_keys=True)
     return spec
-
-
-if __name__ == "__main__":
-    out = sys.argv[1] if len(sys.argv) > 1 else f"{configs.PIPELINE_NAME}-kfp.yaml"
-    compile_pipeline(out)
-    print(f"Wrote {out}")

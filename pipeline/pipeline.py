@@ -20,7 +20,8 @@ from components.example_gen.component import DeepEmotionExampleGen
 from components.example_gen.options import IngestOptions
 from components.pusher.component import Pusher
 from components.served_model.component import ServedModel
-from deep_emotion import data_contract as dc
+from contract import data as dc
+from pipeline.code_fingerprint import code_fingerprint
 
 PROBABILITIES = "probabilities"  # the serving signature's output TFMA evaluates
 BASELINES = ("latest_blessed", "served", "none")
@@ -75,11 +76,13 @@ def create_pipeline(
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Optional[List[str]] = None,
 ) -> tfx.dsl.Pipeline:
-    """Builds the pipeline. `transform_module` / `trainer_module` are module files (local runs:
-    TFX packages and fingerprints them) or dotted paths to `preprocessing_fn` / `run_fn` in the
-    installed package (Kubeflow image)."""
-    example_gen = DeepEmotionExampleGen(input_base=data_root,
-                                        options=IngestOptions.from_dict(example_gen_options or {}))
+    """Builds the pipeline. `transform_module` / `trainer_module`: dotted module paths of
+    `preprocessing_fn` / `run_fn` in the installed package. The code that ExampleGen, Transform and
+    Trainer run is fingerprinted into their custom_config, so that an edit to any of it re-runs them
+    and what follows, and an edit elsewhere re-runs nothing (pipeline/code_fingerprint.py)."""
+    example_gen = DeepEmotionExampleGen(
+        input_base=data_root, options=IngestOptions.from_dict(example_gen_options or {}),
+        code_fingerprint=code_fingerprint([DeepEmotionExampleGen.__module__]))
     curated_schema = tfx.components.ImportSchemaGen(schema_file=schema_path)
     # With the schema, TFDV treats `emotion` as categorical (per-class counts, L-infinity drift).
     statistics_gen = tfx.components.StatisticsGen(
@@ -95,15 +98,17 @@ def create_pipeline(
 
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=gated_schema,
-        **_module_arg(transform_module, "preprocessing_fn"))
+        preprocessing_fn=f"{transform_module}.preprocessing_fn",
+        custom_config={"code_fingerprint": code_fingerprint([transform_module])})
     trainer = tfx.components.Trainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=gated_schema,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"hparams": hparams, "layout": model_layout},
-        **_module_arg(trainer_module, "run_fn"))
+        custom_config={"hparams": hparams, "layout": model_layout,
+                       "code_fingerprint": code_fingerprint([trainer_module])},
+        run_fn=f"{trainer_module}.run_fn")
 
     components = [example_gen, statistics_gen, candidate_schema, curated_schema, example_validator, data_gate,
                   transform, trainer]
@@ -136,10 +141,3 @@ def create_pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,
         enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [])
-
-
-def _module_arg(module: str, function_name: str) -> Dict[str, str]:
-    """A module file path -> module_file=...; a dotted path -> e.g. run_fn='trainer.task.run_fn'."""
-    if module.endswith(".py"):
-        return {"module_file": module}
-    return {function_name: f"{module}.{function_name}"}

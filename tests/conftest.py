@@ -1,4 +1,4 @@
-"""Fixtures for the ExampleGen tests: hand-made data roots, and the executor run on DirectRunner."""
+"""Shared fixtures: hand-made data roots, and the ExampleGen executor run on DirectRunner."""
 import dataclasses
 import glob
 import json
@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
-from deep_emotion.data_contract import IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
+from contract.data import IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
 
 
 class DataRoot:
@@ -96,7 +96,7 @@ def data_root(tmp_path) -> DataRoot:
 @pytest.fixture(scope="session")
 def ingest_into():
     """ingest_into(root, out, **options) -> Ingested: runs the executor (DirectRunner) into out."""
-    from components.example_gen.ingest import run_executor  # pylint: disable=import-outside-toplevel
+    from components.example_gen.standalone import run_executor  # pylint: disable=import-outside-toplevel
     from components.example_gen.options import IngestOptions  # pylint: disable=import-outside-toplevel
 
     def run(root: str, out: str, **options) -> Ingested:

@@ -11,7 +11,7 @@ re-implemented: TensorFlow's converter lowers our own graph, the spatial transfo
 The Trainer writes it beside the SavedModel as `tflite/model.tflite` (TF Serving ignores the
 folder; the Pusher ships it with the version). Its one signature, `serving_default`, takes the
 data contract's raw `pixels` (int64 [B, 2304], 0-255, row-major 48x48) and returns
-`probabilities` [B, 7] in data_contract.EMOTIONS order: the Transform graph is inside, as in
+`probabilities` [B, 7] in contract.data.EMOTIONS order: the Transform graph is inside, as in
 the SavedModel.
 """
 import os
@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from deep_emotion.runtime import native_stderr_without
+from contract.runtime import native_stderr_without
 
 TFLITE_DIR = "tflite"
 TFLITE_FILE = "model.tflite"

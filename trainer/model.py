@@ -2,7 +2,7 @@
 
 A localisation network looks at the face and predicts an affine theta; a spatial transformer
 (trainer/stn.py) warps by it, so the classifier sees the part of the face that matters. Two
-layouts (DESIGN.md, "The model"):
+layouts (docs/design.md, "The model"):
 
 - "paper" (default): the paper's figure as the TensorFlow port the project started from built
   it; the transformer warps the 9x9x10 feature map. 47,657 trainable parameters.
@@ -20,7 +20,7 @@ import tf_keras
 from tensorflow.python.autograph.core import config as autograph_config
 from tf_keras import layers
 
-from deep_emotion.data_contract import IMAGE_SIZE, NUM_CLASSES
+from contract.data import IMAGE_SIZE, NUM_CLASSES
 from trainer.stn import SpatialTransformer
 
 

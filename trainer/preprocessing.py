@@ -10,7 +10,7 @@ transform graph artifact for inspection.
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from deep_emotion import data_contract as dc
+from contract import data as dc
 
 IMAGE_KEY = "image"  # the model's single input
 

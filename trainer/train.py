@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from deep_emotion.data_contract import IMAGE_SIZE
+from contract.data import IMAGE_SIZE
 from trainer.stn import fast_warp
 
 

@@ -2,7 +2,7 @@
 machine) must draw exactly the same batches, so there is one function for it."""
 import numpy as np
 
-from deep_emotion.data_contract import NUM_CLASSES
+from contract.data import NUM_CLASSES
 from deep_emotion.demo_data.faces import render_faces
 
 FER2013_TRAIN_SIZE = 28_709

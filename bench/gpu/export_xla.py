@@ -19,7 +19,7 @@ every HLO parameter and output is (from the HLO's own signature and input/output
 lowers for the CPU here (it refuses another platform when variables are captured); the
 pre-optimisation HLO has no platform-specific custom calls, which is checked.
 """
-from deep_emotion.runtime import quiet_tensorflow
+from contract.runtime import quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -36,7 +36,7 @@ from tensorflow.compiler.xla import xla_data_pb2  # noqa: E402
 from tensorflow.compiler.xla.service import hlo_pb2  # noqa: E402
 
 from bench.gpu.data import synthetic_faces  # noqa: E402
-from deep_emotion.data_contract import IMAGE_SIZE  # noqa: E402
+from contract.data import IMAGE_SIZE  # noqa: E402
 from trainer.model import LAYOUTS, build_model  # noqa: E402
 from trainer.train import HParams, compile_for_training  # noqa: E402
 

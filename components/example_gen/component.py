@@ -16,7 +16,7 @@ from tfx.proto import example_gen_pb2
 from components.example_gen.driver import DataRootDriver
 from components.example_gen.executor import Executor
 from components.example_gen.options import IngestOptions
-from deep_emotion.data_contract import SPLITS
+from contract.data import SPLITS
 
 # The executor reads the whole root whatever the patterns; listing the three splits names the
 # outputs, and the patterns give TFX's span/version resolution something to glob.
@@ -29,6 +29,7 @@ class DeepEmotionExampleGen(FileBasedExampleGen):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
     DRIVER_CLASS = DataRootDriver
 
-    def __init__(self, input_base: str, options: Optional[IngestOptions] = None):
+    def __init__(self, input_base: str, options: Optional[IngestOptions] = None, code_fingerprint: Optional[str] = None):
+        """code_fingerprint: of the executor's code, for the cache key (pipeline/code_fingerprint.py)."""
         super().__init__(input_base=input_base, input_config=INPUT_CONFIG,
-                         custom_config=(options or IngestOptions()).to_custom_config())
+                         custom_config=(options or IngestOptions()).to_custom_config(code_fingerprint))

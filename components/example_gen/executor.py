@@ -17,12 +17,13 @@ import collections
 import gzip
 import json
 import os
-import zlib
+import struct
 from typing import Any, Dict, List
 
 import apache_beam as beam
+import google_crc32c
 from absl import logging
-from apache_beam.io import fileio, tfrecordio
+from apache_beam.io import fileio
 from apache_beam.options.value_provider import StaticValueProvider
 from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
@@ -37,7 +38,7 @@ from components.example_gen.fer2013_csv import CsvTask, ReadCsvFile
 from components.example_gen.image_folders import DecodeImage
 from components.example_gen.options import IngestOptions
 from components.example_gen.records import IngestError, Reject
-from deep_emotion.data_contract import SPLITS
+from contract.data import SPLITS
 
 SUMMARY_FILE = "ingest_summary.json"
 QUARANTINE_FILE = "quarantine.jsonl"
@@ -106,32 +107,30 @@ class ReadDataRoot(beam.PTransform):
         return IngestedSplits(splits, rejected, tally, plan)
 
 
-class _Gzip:
-    """A file-like that gzip-compresses (level 1) what is written to it into fh."""
-
-    def __init__(self, fh):
-        self._fh = fh
-        self._deflate = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-
-    def write(self, data: bytes) -> None:
-        self._fh.write(self._deflate.compress(data))
-
-    def finish(self) -> None:
-        self._fh.write(self._deflate.flush())
-        self._deflate = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # a later write starts a new member
+def _masked_crc32c(data: bytes) -> int:
+    """TFRecord's checksum: CRC-32C, rotated and offset ("masked") as tf.data expects."""
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 class GzipTFRecordSink(fileio.FileSink):
-    """TFRecord framing (Beam's own) in a gzip stream at compression level 1."""
+    """TFRecords (length, masked CRC-32C of the length, data, masked CRC-32C of the data: the
+    layout tf.data and TFX read) in a gzip stream at compression level 1.
+
+    Beam's own TFRecord sink compresses at zlib's default level 6 and offers no level; its framing
+    helper is private. This uses the gzip module and google-crc32c (C, in TFX's dependency set).
+    """
 
     def open(self, fh):
-        self._out = _Gzip(fh)
+        self._out = gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=1, mtime=0)
 
     def write(self, record: bytes) -> None:
-        tfrecordio._TFRecordUtil.write_record(self._out, record)  # pylint: disable=protected-access
+        length = struct.pack("<Q", len(record))
+        self._out.write(b"".join((length, struct.pack("<I", _masked_crc32c(length)),
+                                  record, struct.pack("<I", _masked_crc32c(record)))))
 
     def flush(self) -> None:
-        self._out.finish()
+        self._out.close()  # writes the gzip trailer; the file handle itself stays open for Beam to close
 
 
 def _is_fatal(reject: Reject) -> bool:

@@ -24,7 +24,7 @@ from components.example_gen import files
 from components.example_gen.options import CONTEMPT_EXCLUDED, IngestOptions
 from components.example_gen.records import Reject, encode_examples
 from components.example_gen.subject_split import split_by_content
-from deep_emotion.data_contract import EMOTIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES, NUM_PIXELS
+from contract.data import EMOTIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES, NUM_PIXELS
 
 SOURCE = "fer2013"
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "eval", "PrivateTest": "test"}
@@ -108,17 +108,26 @@ def parse_pixels(text: str) -> np.ndarray:
             raise ValueError(f"pixel value {position} is not a number: {token[:20]!r}")
     if len(tokens) != NUM_PIXELS:
         raise PixelCountError(f"{len(tokens)} pixel values, expected {NUM_PIXELS}")
-    values = np.array([int(t) for t in tokens], dtype=np.int64)
-    outside = np.flatnonzero((values < 0) | (values > 255))
-    if outside.size:
-        raise ValueError(f"pixel value {outside[0] + 1} is {values[outside[0]]}, outside 0..255")
-    return values
+    values = [int(t) for t in tokens]
+    for position, value in enumerate(values, 1):
+        if not 0 <= value <= 255:  # checked before the int64 array: 10**20 must be a defect, not an OverflowError
+            shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}..."
+            raise ValueError(f"pixel value {position} is {shown}, outside 0..255")
+    return np.array(values, dtype=np.int64)
+
+
+_CLEAN_ROW = r"^[0-9]{1,3}( [0-9]{1,3})*$"  # FER2013's own layout: decimal values, single spaces
 
 
 def _parse_pixel_batch(texts: List[str]) -> Optional[np.ndarray]:
-    """All rows' pixels as int64[n, NUM_PIXELS] when every row is clean, else None."""
+    """All rows' pixels as int64[n, NUM_PIXELS] when every row is clean, else None (the caller then
+    reads row by row with parse_pixels, which names each defect). Rows are checked against
+    _CLEAN_ROW first: Arrow's string-to-int cast also takes "0x1F", "+7" and surrounding spaces."""
+    array = pa.array(texts, pa.string())
+    if not pc.all(pc.match_substring_regex(array, _CLEAN_ROW)).as_py():
+        return None
     try:
-        values = pc.split_pattern(pa.array(texts, pa.string()), " ").cast(pa.list_(pa.int64()))
+        values = pc.split_pattern(array, " ").cast(pa.list_(pa.int64()))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if pc.min_max(pc.list_value_length(values)).as_py() != {"min": NUM_PIXELS, "max": NUM_PIXELS}:

@@ -13,6 +13,8 @@ aspect ratio is not kept, also as in serving. 48x48 inputs (CK+48) pass through 
 import collections
 import dataclasses
 import re
+import struct
+import zlib
 from typing import Iterator, Optional
 
 import apache_beam as beam
@@ -21,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from components.example_gen import files
 from components.example_gen.records import Reject, encode_examples
-from deep_emotion.data_contract import CKPLUS_FOLDERS, FERG_EXPRESSIONS, IMAGE_SIZE, JAFFE_CODES
+from contract.data import CKPLUS_FOLDERS, FERG_EXPRESSIONS, IMAGE_SIZE, JAFFE_CODES
 
 
 CKPLUS_SUBJECT = re.compile(r"^(S\d+)_", re.IGNORECASE)                     # S005_001_00000011.png
@@ -134,7 +136,16 @@ LISTERS = {"ckplus": list_ckplus, "jaffe": list_jaffe, "ferg": list_ferg}
 
 
 class ImageDefect(ValueError):
-    pass
+    """The file is not a usable image: a bad record (quarantinable within the budget)."""
+
+
+class UnreadableFile(ImageDefect):
+    """The file cannot be read at all (permissions, a folder): the environment, not the data, is
+    wrong, so no bad-record budget excuses it."""
+
+
+# What Pillow raises for truncated or malformed image data, across its format plugins.
+_CORRUPT_DATA = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 
 
 def load_face(path: str, max_image_pixels: int) -> np.ndarray:
@@ -157,7 +168,9 @@ def load_face(path: str, max_image_pixels: int) -> np.ndarray:
         raise ImageDefect("not an image (Pillow cannot identify its format)") from error
     except FileNotFoundError as error:
         raise ImageDefect(f"cannot read the file: {error}") from error
-    except Exception as error:  # pylint: disable=broad-except  # Pillow signals corrupt data many ways
+    except (PermissionError, IsADirectoryError) as error:
+        raise UnreadableFile(f"cannot read the file: {error.strerror}") from error
+    except _CORRUPT_DATA as error:  # MemoryError and programming errors are not bad data: they propagate
         raise ImageDefect(f"corrupt image ({type(error).__name__}: {error})") from error
 
 
@@ -172,7 +185,8 @@ class DecodeImage(beam.DoFn):
         try:
             pixels = load_face(task.path, self._max_image_pixels)
         except ImageDefect as defect:
-            yield beam.pvalue.TaggedOutput("rejected", Reject(task.source, task.path, None, str(defect)))
+            yield beam.pvalue.TaggedOutput("rejected", Reject(task.source, task.path, None, str(defect),
+                                                              fatal=isinstance(defect, UnreadableFile)))
             yield beam.pvalue.TaggedOutput("tally", collections.Counter({("rejected", task.source): 1}))
             return
         [example] = encode_examples(pixels[None], [task.emotion], task.source, [task.name], [task.subject])

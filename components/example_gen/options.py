@@ -6,12 +6,9 @@ ride in it as a `google.protobuf.Struct`, so the pipeline compiles for Kubeflow 
 import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from google.protobuf import json_format, struct_pb2
-from tfx.proto import example_gen_pb2
-from tfx.utils import proto_utils
+from contract.data import CONTEMPT, EMOTIONS, SPLITS
 
-from deep_emotion.data_contract import CONTEMPT, EMOTIONS, SPLITS
-
+CODE_FINGERPRINT_KEY = "code_fingerprint"
 # CK+ and FER+ have a seventh expression FER2013 lacks. Their label maps name it so.
 CONTEMPT_EXCLUDED = "contempt: no FER2013 class (set contempt_as to map it)"
 
@@ -79,9 +76,19 @@ class IngestOptions:
         values["split_fractions"] = list(self.split_fractions)
         return values
 
-    def to_custom_config(self) -> example_gen_pb2.CustomConfig:
+    def to_custom_config(self, code_fingerprint: Optional[str] = None):
+        """The example_gen_pb2.CustomConfig that FileBasedExampleGen takes (imported here: `--help` stays fast).
+
+        code_fingerprint rides along so that TFX's cache key changes with the executor's code
+        (pipeline/code_fingerprint.py); the executor ignores it.
+        """
+        from google.protobuf import struct_pb2
+        from tfx.proto import example_gen_pb2
+
         struct = struct_pb2.Struct()
         struct.update(self.to_dict())
+        if code_fingerprint:
+            struct.update({CODE_FINGERPRINT_KEY: code_fingerprint})
         config = example_gen_pb2.CustomConfig()
         config.custom_config.Pack(struct)
         return config
@@ -89,6 +96,10 @@ class IngestOptions:
     @classmethod
     def from_custom_config_json(cls, custom_config_json: Optional[str]) -> "IngestOptions":
         """Reads the options from the JSON form TFX passes in exec_properties['custom_config']."""
+        from google.protobuf import json_format, struct_pb2
+        from tfx.proto import example_gen_pb2
+        from tfx.utils import proto_utils
+
         if not custom_config_json:
             return cls()
         config = proto_utils.json_to_proto(custom_config_json, example_gen_pb2.CustomConfig())
@@ -98,4 +109,6 @@ class IngestOptions:
         if not config.custom_config.Unpack(struct):
             raise ValueError(f"custom_config must hold a google.protobuf.Struct of ingest options, "
                              f"got {config.custom_config.type_url}")
-        return cls.from_dict(json_format.MessageToDict(struct))
+        values = json_format.MessageToDict(struct)
+        values.pop(CODE_FINGERPRINT_KEY, None)
+        return cls.from_dict(values)

@@ -11,14 +11,14 @@ from typing import List, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
-from deep_emotion.data_contract import IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SUBJECT
+from contract.data import IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SUBJECT
 
 _encoder = None
 
 
 def encode_examples(pixels: np.ndarray, emotions: Sequence[int], source: str,
                     image_ids: Sequence[str], subjects: Sequence[str]) -> List[bytes]:
-    """Serialized canonical tf.Examples (DESIGN.md "Data contract") for n records of one source.
+    """Serialized canonical tf.Examples (docs/design.md, "The data contract") for n records of one source.
 
     pixels: [n, NUM_PIXELS] integers already checked to lie in 0..255.
     """

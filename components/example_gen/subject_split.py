@@ -7,7 +7,7 @@ subjects, so its rows are split by a hash of their pixels (identical images land
 import hashlib
 from typing import Dict, Mapping, Sequence
 
-from deep_emotion.data_contract import SPLITS
+from contract.data import SPLITS
 
 
 def _stable_hash(seed: int, text: str) -> bytes:

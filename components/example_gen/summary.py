@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 
 from components.example_gen.data_root import Plan
 from components.example_gen.options import IngestOptions
-from deep_emotion.data_contract import EMOTIONS, SPLITS
+from contract.data import EMOTIONS, SPLITS
 
 
 def build(plan: Plan, options: IngestOptions, tally: collections.Counter, rejected_count: int,

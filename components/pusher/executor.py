@@ -2,67 +2,22 @@
 re-blessing the model already in service does not add a duplicate version.
 
 TFX's own filesystem Pusher copies file by file into `<base>/<unix seconds>/` (saved_model.pb last);
-TF Serving polls that directory and may see a half-copied version. Here the copy goes to a hidden
-staging directory (TF Serving ignores names that are not numbers) and is renamed into place in one
-step. A pipeline rerun re-executes Evaluator and Pusher against the new baseline and would push an
-identical model again; when the blessed model's content equals the newest version's, that version
-is reported as the push instead. Object stores (gs://, s3://) have no atomic directory rename: there
-the TFX behaviour (saved_model.pb copied last) is kept.
+TF Serving polls that directory and may see a half-copied version. Here the version is published
+as a whole (serving_dir.push). A pipeline rerun re-executes Evaluator and Pusher against the new
+baseline and would push an identical model again; when the blessed model's content equals the
+served version's, that version is reported as the push instead.
 """
-import hashlib
 import os
-import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from absl import logging
 from tfx import types
 from tfx.components.pusher import executor as tfx_pusher
-from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-
-def saved_model_digest(model_dir: str) -> str:
-    """sha256 over every file's relative path and content: equal digests, identical models."""
-    digest = hashlib.sha256()
-    for root, _, files in sorted(fileio.walk(model_dir)):
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            digest.update(os.path.relpath(path, model_dir).encode())
-            with fileio.open(path, "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()
-
-
-def serving_versions(base_dir: str) -> List[int]:
-    """Version numbers present under a TF Serving base directory, ascending."""
-    if not fileio.exists(base_dir):
-        return []
-    return sorted(int(n.rstrip("/")) for n in fileio.listdir(base_dir) if n.rstrip("/").isdigit())
-
-
-def push(model_dir: str, base_dir: str, now: Optional[int] = None) -> tuple:
-    """Publishes model_dir as a new version under base_dir unless the newest version is identical.
-
-    Returns (version, pushed_new). Versions are unix seconds, kept strictly increasing so that TF
-    Serving always serves the latest push even when two pushes fall within one second.
-    """
-    versions = serving_versions(base_dir)
-    if versions and saved_model_digest(os.path.join(base_dir, str(versions[-1]))) == saved_model_digest(model_dir):
-        return str(versions[-1]), False
-    version = str(max(int(now if now is not None else time.time()), versions[-1] + 1 if versions else 0))
-    final = os.path.join(base_dir, version)
-    if "://" in base_dir:
-        io_utils.copy_dir(model_dir, final, deny_regex_patterns=[r"saved_model\.pb"])
-        io_utils.copy_file(os.path.join(model_dir, "saved_model.pb"), os.path.join(final, "saved_model.pb"))
-    else:
-        staging = os.path.join(base_dir, f".incomplete-{version}")
-        if fileio.exists(staging):
-            fileio.rmtree(staging)
-        io_utils.copy_dir(model_dir, staging)
-        os.rename(staging, final)
-    return version, True
+from components.pusher import serving_dir
 
 
 class Executor(tfx_pusher.Executor):
@@ -82,7 +37,7 @@ class Executor(tfx_pusher.Executor):
             raise NotImplementedError(f"Only filesystem push destinations are supported, got {destination}")
         base_dir = destination.filesystem.base_directory
         model_dir = self.GetModelPath(input_dict)
-        version, pushed_new = push(model_dir, base_dir)
+        version, pushed_new = serving_dir.push(model_dir, base_dir)
         serving_path = os.path.join(base_dir, version)
         if pushed_new:
             logging.info("Model pushed to %s", serving_path)

@@ -9,27 +9,25 @@ regression check therefore compares the candidate with the model users are actua
 When nothing is served yet the candidate itself becomes the baseline: the change threshold compares
 the candidate with itself (a difference of exactly 0, which passes) and the absolute floor alone
 decides, as on a first local run. The artifact says which case applied (`served_version`, 0 = none).
+The serving directory itself must exist (the operator creates it once, empty, for a first
+deployment): a mistyped path would otherwise look like "nothing served yet" and silently drop
+the no-regression check on every run.
 
 Its output must reflect the serving directory at run time, never a cached copy: the Kubeflow runner
-turns caching off for this task (see pipeline/kubeflow_runner.py).
+turns caching off for this task (see pipeline/kubeflow.py).
 """
 import os
-from typing import Optional
 
 from absl import logging
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils, path_utils
 
-from components.pusher.executor import serving_versions
+from components.pusher.serving_dir import newest_complete_version
 
 
-def newest_complete_version(serving_dir: str) -> Optional[int]:
-    """The version TF Serving serves: the highest numeric directory with saved_model.pb in it."""
-    for version in reversed(serving_versions(serving_dir)):
-        if fileio.exists(os.path.join(serving_dir, str(version), "saved_model.pb")):
-            return version
-    return None
+class ServingDirMissing(FileNotFoundError):
+    """The configured serving directory does not exist: mistyped, or never created."""
 
 
 @tfx.dsl.components.component
@@ -39,6 +37,12 @@ def ServedModel(
     serving_dir: tfx.dsl.components.Parameter[str],
 ) -> None:
     """Copies the served model (or, with none served yet, the candidate) into `served_model`."""
+    if not fileio.isdir(serving_dir):
+        raise ServingDirMissing(
+            f"The serving directory {serving_dir} does not exist. If this is the first deployment, create it "
+            f"(empty: `gsutil cp /dev/null {serving_dir.rstrip('/')}/` on GCS, mkdir locally) and the first "
+            f"model is gated by the accuracy floor alone; otherwise fix DEEP_EMOTION_KFP_SERVING_DIR, which "
+            f"must name the directory TF Serving serves.")
     version = newest_complete_version(serving_dir)
     if version is None:
         source = path_utils.serving_model_path(candidate.uri, path_utils.is_old_model_artifact(candidate))

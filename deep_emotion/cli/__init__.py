@@ -1,9 +1,9 @@
-"""`deep-emotion`: the project's command line.
+"""`deep-emotion`: the project's command line, one module per verb in this package.
 
-Sub-commands live beside the code they drive and are imported only when invoked, so that
-`deep-emotion --help` answers at once instead of after TensorFlow's import.
+Verbs are imported only when invoked, so that `deep-emotion --help` answers at once instead of
+after TensorFlow's import.
 """
-from deep_emotion.runtime import quiet_tensorflow
+from contract.runtime import quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -11,24 +11,17 @@ import importlib  # noqa: E402
 
 import click  # noqa: E402
 
-# command name -> ("module:click command", one-line help shown by --help without importing it)
+# verb -> one-line help shown by --help without importing it; the verb's module is
+# deep_emotion.cli.<verb with _ for -> and its click command is named `command`.
 COMMANDS = {
-    "demo-data": ("deep_emotion.demo_data.cli:demo_data",
-                  "Write synthetic faces in the FER2013, CK+, JAFFE and FERG formats."),
-    "ingest": ("components.example_gen.ingest:ingest",
-               "Convert a data root to canonical TFRecords (train/eval/test) on Beam."),
-    "summary": ("deep_emotion.summary:summary",
-                "What the latest pipeline run did, where its outputs are, the pushed model's test accuracy."),
-    "kfp": ("pipeline.kfp_cli:kfp",
-            "Compile, submit and schedule the pipeline on Kubeflow Pipelines 2.x."),
-    "predict": ("deep_emotion.predict:predict",
-                "Predict the emotion of images, folders or FER2013 CSV rows with a served model (JSON lines)."),
-    "report": ("deep_emotion.report.cli:report",
-               "Write a run's data-validation and model-analysis report as one offline HTML file."),
-    "schema-candidate": ("deep_emotion.schema_review:schema_candidate",
-                         "Write the schema inferred from the latest run beside the curated one; print the diff."),
-    "config": ("deep_emotion.cli:config",
-               "Print the pipeline settings in effect and their DEEP_EMOTION_* variables."),
+    "config": "Print the pipeline settings in effect and their DEEP_EMOTION_* variables.",
+    "demo-data": "Write synthetic faces in the FER2013, CK+, JAFFE and FERG formats.",
+    "ingest": "Convert a data root to canonical TFRecords (train/eval/test) on Beam.",
+    "kfp": "Compile, submit and schedule the pipeline on Kubeflow Pipelines 2.x.",
+    "predict": "Predict the emotion of images, folders or FER2013 CSV rows with a served model (JSON lines).",
+    "report": "Write a run's data-validation and model-analysis report as one offline HTML file.",
+    "schema-candidate": "Write the schema inferred from the latest run beside the curated one; print the diff.",
+    "summary": "What the latest pipeline run did, where its outputs are, the pushed model's test accuracy.",
 }
 
 
@@ -41,25 +34,16 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None
-        module_name, attr = COMMANDS[name][0].split(":")
-        return getattr(importlib.import_module(module_name), attr)
+        return importlib.import_module(f"{__name__}.{name.replace('-', '_')}").command
 
     def format_commands(self, ctx, formatter):
         with formatter.section("Commands"):
-            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+            formatter.write_dl([(name, COMMANDS[name]) for name in self.list_commands(ctx)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """Deep-Emotion TFX: data, pipeline, model and reports for facial-expression recognition."""
-
-
-@click.command("config")
-def config():
-    """Print the pipeline settings in effect and their DEEP_EMOTION_* variables."""
-    from pipeline import configs
-
-    click.echo(configs.describe())
 
 
 if __name__ == "__main__":

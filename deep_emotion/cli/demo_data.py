@@ -1,4 +1,4 @@
-"""`deep-emotion demo-data`: write a synthetic data root in the real datasets' formats."""
+"""`deep-emotion demo-data`: write a synthetic data root in the real datasets' formats (deep_emotion/demo_data)."""
 from __future__ import annotations
 
 import click
@@ -39,7 +39,7 @@ class _ProgressBars:
 @click.option("--formats", default=",".join(DEFAULT_FORMATS), show_default=True,
               help=f"Comma-separated, from: {', '.join(FORMATS)} (icml = icml_face_data.csv, "
                    "kaggle = train.csv + test.csv, ferplus = fer2013new.csv).")
-def demo_data(out_dir, n, seed, formats):
+def command(out_dir, n, seed, formats):
     """Write synthetic faces in the FER2013, CK+, JAFFE and FERG formats."""
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     unknown = [f for f in chosen if f not in FORMATS]

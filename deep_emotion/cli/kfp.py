@@ -52,10 +52,20 @@ def validate_pipeline_root(root: str) -> str:
 
 
 def load_package(package: str):
-    """The package's PipelineSpec, read as kfp 2.5's Client reads it before submitting."""
-    from kfp.client import client as kfp_client  # pylint: disable=import-outside-toplevel
+    """The package's PipelineSpec proto: its first YAML document (a second one, when present, is the
+    platform spec), parsed strictly, so a field KFP would not know fails here, not on the cluster."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    from google.protobuf import json_format  # pylint: disable=import-outside-toplevel
+    from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=import-outside-toplevel
 
-    return kfp_client._extract_pipeline_yaml(package).pipeline_spec  # pylint: disable=protected-access
+    with open(package, encoding="utf-8") as f:
+        documents = [d for d in yaml.safe_load_all(f) if d]
+    if not documents:
+        raise click.ClickException(f"{package}: empty, not a compiled pipeline")
+    try:
+        return json_format.ParseDict(documents[0], pipeline_spec_pb2.PipelineSpec())
+    except json_format.ParseError as error:
+        raise click.ClickException(f"{package}: not a KFP PipelineSpec ({error})") from None
 
 
 def parse_params(pairs: Tuple[str, ...], package: str) -> Dict[str, str]:
@@ -187,17 +197,17 @@ def pipeline_package(package: Optional[str]) -> Iterator[str]:
     if package:
         yield package
         return
-    from pipeline import kubeflow_runner  # pylint: disable=import-outside-toplevel
+    from pipeline import kubeflow  # pylint: disable=import-outside-toplevel
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"{configs.PIPELINE_NAME}.yaml")
-        _compile(kubeflow_runner, path, image=None)
+        _compile(kubeflow, path, image=None)
         yield path
 
 
-def _compile(kubeflow_runner, output: str, image: Optional[str]) -> None:
+def _compile(kubeflow, output: str, image: Optional[str]) -> None:
     try:
-        kubeflow_runner.compile_pipeline(output, image=image)
+        kubeflow.compile_pipeline(output, image=image)
     except ValueError as e:  # a setting the Kubeflow variant needs is missing or wrong
         raise click.ClickException(str(e)) from None
 
@@ -228,19 +238,19 @@ def _connection_options(command):
 
 
 @click.group("kfp")
-def kfp():
+def command():
     """Compile, submit and schedule the pipeline on Kubeflow Pipelines 2.x."""
 
 
-@kfp.command("compile")
+@command.command("compile")
 @click.option("--output", "-o", default=f"{configs.PIPELINE_NAME}-kfp.yaml", show_default=True,
               help="PipelineSpec YAML to write.")
 @click.option("--image", default=None, help=f"Image for every step [default: {configs.KFP_IMAGE}].")
 def compile_command(output, image):
     """Write the PipelineSpec YAML (settings: the Kubeflow block of `deep-emotion config`)."""
-    from pipeline import kubeflow_runner  # pylint: disable=import-outside-toplevel
+    from pipeline import kubeflow  # pylint: disable=import-outside-toplevel
 
-    _compile(kubeflow_runner, output, image)
+    _compile(kubeflow, output, image)
     click.echo(f"Wrote {output} (image {image or configs.KFP_IMAGE}).")
 
 
@@ -255,7 +265,7 @@ def _upload(host, namespace, token, cookie, package, pipeline_root, params, expe
     return connection, pipeline_root, arguments, uploaded, connection.experiment_id(experiment)
 
 
-@kfp.command("submit")
+@command.command("submit")
 @_connection_options
 @click.option("--run-name", default=None, help="Run name [default: '<pipeline> <UTC time>'].")
 def submit(host, namespace, token, cookie, package, pipeline_root, params, experiment, run_name):
@@ -270,7 +280,7 @@ def submit(host, namespace, token, cookie, package, pipeline_root, params, exper
                f"pipeline root {pipeline_root}: {connection.host}/#/runs/details/{run.run_id}")
 
 
-@kfp.command("schedule", epilog=CRON_HELP)
+@command.command("schedule", epilog=CRON_HELP)
 @_connection_options
 @click.option("--cron", required=True, callback=lambda ctx, param, value: validate_cron(value),
               help="When to run, 6 fields with seconds first, e.g. '0 0 3 * * *' (daily 03:00). See below.")

@@ -17,7 +17,7 @@ import functools
 import numpy as np
 from PIL import Image
 
-from deep_emotion.data_contract import EMOTIONS, IMAGE_SIZE
+from contract.data import EMOTIONS, IMAGE_SIZE
 
 # Largest size drawn directly; bigger outputs are drawn at this size and upscaled with Pillow
 # (a 256x256 face needs no more detail than 128x128 holds, and costs 4x less to draw).
@@ -33,7 +33,7 @@ _CHUNK_PIXELS = 1 << 18  # faces per chunk = this / pixels per face: temporaries
 #   folds: nasolabial folds (smile, disgust)   smirk: one mouth corner raised (contempt)
 _EXPRESSION_PARAMS = ("brow_y", "brow_tilt", "brow_arch", "eye_open", "mouth_curve",
                       "mouth_open", "mouth_width", "teeth", "wrinkle", "folds", "smirk")
-_EXPRESSIONS = {  # keys are data_contract.EMOTIONS, then EXTRA_EXPRESSIONS
+_EXPRESSIONS = {  # keys are contract.data.EMOTIONS, then EXTRA_EXPRESSIONS
     #           brow_y  tilt   arch  eye   curve  open   width teeth wrinkle folds smirk
     "angry":    (0.08,  0.17,  0.00, 0.55, -0.04, 0.00,  0.80, 0.0,  0.0,    0.0,  0.0),
     "disgust":  (0.05,  0.06,  0.00, 0.50, -0.07, 0.025, 0.90, 0.6,  1.0,    0.8,  0.0),
@@ -99,7 +99,7 @@ def render_faces(labels, seed, size: int = IMAGE_SIZE, subject_ids=None,
                  nuisance: float = 1.0) -> np.ndarray:
     """Draw one synthetic face per label; returns uint8 [n, size, size] (0 black, 255 white).
 
-    labels: int class ids (data_contract.EMOTIONS order; CONTEMPT for CK+'s contempt).
+    labels: int class ids (contract.data.EMOTIONS order; CONTEMPT for CK+'s contempt).
     seed: an int (or a sequence of ints, as numpy's SeedSequence takes); the same arguments
     always give the same bytes, and face i does not depend on how many faces follow it.
     subject_ids: optional ints; faces sharing an id share an identity (head shape, skin, hair,

@@ -1,4 +1,4 @@
-"""Write synthetic faces in the real datasets' own file formats (DESIGN.md, "Dataset formats").
+"""Write synthetic faces in the real datasets' own file formats (docs/design.md, "Datasets users have").
 
 Ingestion then reads the demo data exactly as it reads a user's FER2013 CSV or CK+/JAFFE/FERG
 folders, so the demo exercises the real code paths. Each dataset is written under a hidden
@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from deep_emotion.data_contract import (CKPLUS_FOLDERS, EMOTIONS, FERG_EXPRESSIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES,
+from contract.data import (CKPLUS_FOLDERS, EMOTIONS, FERG_EXPRESSIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES,
                                          JAFFE_CODES)
 from deep_emotion.demo_data.faces import CONTEMPT, render_faces
 

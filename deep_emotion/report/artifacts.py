@@ -26,8 +26,6 @@ _ALL = {"examples": EXAMPLES, "statistics": STATISTICS, "schema": CURATED_SCHEMA
         "model": MODEL, "model_run": MODEL_RUN, "evaluation": EVALUATION, "blessing": BLESSING,
         "pushed_model": PUSHED_MODEL}
 
-SERVING_MODEL_DIR = "Format-Serving"  # TFX Trainer: <model uri>/Format-Serving/saved_model.pb
-
 
 @dataclass
 class RunArtifacts:
@@ -47,7 +45,9 @@ class RunArtifacts:
 
     @property
     def serving_model(self) -> Optional[str]:
-        return os.path.join(self.model, SERVING_MODEL_DIR) if self.model else None
+        from tfx.utils import path_utils
+
+        return path_utils.serving_model_dir(self.model) if self.model else None
 
     def describe(self) -> str:
         return f"run {self.run_id} ({self.source})"
@@ -122,11 +122,17 @@ def from_pipeline_root(pipeline_root: str) -> RunArtifacts:
     return found
 
 
-_COMPLETE_MARKERS = {  # a file that exists only once the artifact is fully written
-    STATISTICS: "Split-train/FeatureStats.pb", ANOMALIES: "Split-train/SchemaDiff.pb",
-    CURATED_SCHEMA: "schema.pbtxt", MODEL: f"{SERVING_MODEL_DIR}/saved_model.pb",
-    MODEL_RUN: "history.json", EVALUATION: "metrics*", BLESSING: "*BLESSED", EXAMPLES: "Split-train",
-}
+def _complete_marker(node_id: str, key: str) -> str:
+    """A file (glob) that exists only once the artifact is fully written."""
+    from tfx.utils import path_utils
+
+    from trainer import export
+
+    return {
+        STATISTICS: "Split-train/FeatureStats.pb", ANOMALIES: "Split-train/SchemaDiff.pb",
+        CURATED_SCHEMA: "schema.pbtxt", MODEL: os.path.join(path_utils.serving_model_dir(""), "saved_model.pb"),
+        MODEL_RUN: export.HISTORY_FILE, EVALUATION: "metrics*", BLESSING: "*BLESSED", EXAMPLES: "Split-train",
+    }.get((node_id, key), "*")
 
 
 def _versions(pipeline_root: str, node_id: str, key: str):
@@ -135,6 +141,6 @@ def _versions(pipeline_root: str, node_id: str, key: str):
     if not os.path.isdir(parent):
         return []
     ids = sorted((int(d) for d in os.listdir(parent) if d.isdigit()), reverse=True)
-    marker = _COMPLETE_MARKERS.get((node_id, key))
+    marker = _complete_marker(node_id, key)
     dirs = [os.path.join(parent, str(i)) for i in ids]
-    return [d for d in dirs if (glob.glob(os.path.join(d, marker)) if marker else os.listdir(d))]
+    return [d for d in dirs if glob.glob(os.path.join(d, marker))]

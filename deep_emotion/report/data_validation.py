@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from components.data_gate import anomalies_report
-from deep_emotion import data_contract as dc
+from contract import data as dc
 from deep_emotion.report import examples as examples_lib
 from deep_emotion.report import plots
 from deep_emotion.report.artifacts import RunArtifacts

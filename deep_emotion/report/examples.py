@@ -8,7 +8,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from deep_emotion import data_contract as dc
+from contract import data as dc
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from deep_emotion import data_contract as dc
+from contract import data as dc
 from deep_emotion.report import examples as examples_lib
 from deep_emotion.report import plots
 from deep_emotion.report.artifacts import RunArtifacts
@@ -146,7 +146,12 @@ class Predictions:
 
     @property
     def labels(self) -> np.ndarray:
-        return np.array([f.emotion for f in self.faces])
+        return np.array([f.emotion for f in self.faces], dtype=np.int64)
+
+    def accuracy(self) -> Optional[float]:
+        """Share of top predictions that equal the label; None for no examples (not NaN: a NaN
+        compares false with every floor and would pass a check like `accuracy < floor`)."""
+        return float(np.mean(self.predicted == self.labels)) if self.faces else None
 
     def misclassified(self) -> pd.DataFrame:
         wrong = np.flatnonzero(self.predicted != self.labels)
@@ -178,35 +183,12 @@ def predict(model, examples_uri: str, split: str = EVAL_SPLIT) -> Predictions:
         confidence.append(probabilities.max(axis=1))
         faces += [examples_lib.Face(batch[dc.PIXELS][i], int(batch[dc.LABEL][i]), batch[dc.SOURCE][i],
                                     batch[dc.IMAGE_ID][i]) for i in range(len(serialized))]
+    if not faces:
+        return Predictions([], np.zeros(0, np.int64), np.zeros(0, np.float32))
     return Predictions(faces, np.concatenate(predicted), np.concatenate(confidence))
 
 
 # --- Attention -------------------------------------------------------------------------------------
-
-HISTORY_FILE = "history.json"  # trainer/task.py writes {"layout", "hparams", "history"} to the model_run dir
-
-
-def trained_keras_model(serving_model_dir: str, model_run_uri: str):
-    """(the trained Keras model, its layout): rebuilt with trainer/model.py, given the exported weights.
-
-    The serving SavedModel (tf.saved_model.save of trainer/task.py's ServingModule) holds the
-    model's variables under `model` but no loadable Keras model, and the attention view needs the
-    model's layers. The layout comes from the Trainer's history.json; a layout or code that does
-    not match the checkpoint fails to restore.
-    """
-    import json
-    import os
-
-    import tensorflow as tf
-
-    from trainer import model as deep_emotion_model
-
-    with tf.io.gfile.GFile(os.path.join(model_run_uri, HISTORY_FILE)) as f:
-        layout = json.load(f)["layout"]
-    model = deep_emotion_model.build_model(layout, mixed_precision=False)
-    tf.train.Checkpoint(model=model).read(os.path.join(serving_model_dir, "variables", "variables")).expect_partial()
-    return model, layout
-
 
 @dataclass
 class AttentionViews:
@@ -223,6 +205,7 @@ def attention_views(serving_model, model_run_uri: str, serving_model_dir: str, e
     (trainer/model.attention_model), checked to give serving_default's probabilities."""
     import tensorflow as tf
 
+    from trainer import export
     from trainer import model as deep_emotion_model
 
     chosen: Dict[int, List[bytes]] = {}
@@ -235,7 +218,7 @@ def attention_views(serving_model, model_run_uri: str, serving_model_dir: str, e
     ordered = [(e, x) for e in sorted(chosen) for x in chosen[e]]
     examples = tf.constant([x for _, x in ordered])
     images = serving_model.signatures["transform_features"](examples=examples)["image"]
-    keras_model, layout = trained_keras_model(serving_model_dir, model_run_uri)
+    keras_model, layout = export.load_keras_model(serving_model_dir, model_run_uri)
     served = serving_model.signatures["serving_default"](examples=examples)["probabilities"].numpy()
     rebuilt = keras_model(images, training=False).numpy()
     if not np.allclose(served, rebuilt, atol=1e-5):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from deep_emotion import data_contract as dc
+from contract import data as dc
 
 SPLIT_COLOURS = {"train": "#1f77b4", "eval": "#ff7f0e", "test": "#2ca02c"}
 SOURCE_COLOURS = dict(zip(dc.SOURCES, ("#7f7f7f", "#9467bd", "#d62728", "#17becf")))

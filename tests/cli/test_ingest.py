@@ -3,7 +3,7 @@ import os
 
 from click.testing import CliRunner
 
-from components.example_gen.ingest import ingest
+from deep_emotion.cli.ingest import command as ingest
 
 
 def _root_with(data_root, bad_row=False):

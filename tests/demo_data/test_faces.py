@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from deep_emotion.data_contract import EMOTIONS
+from contract.data import EMOTIONS
 from deep_emotion.demo_data import CONTEMPT, render_faces
 
 

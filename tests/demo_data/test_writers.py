@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion.data_contract import EMOTIONS, NUM_PIXELS
+from contract.data import EMOTIONS, NUM_PIXELS
 from deep_emotion.demo_data import generate, writers
 from deep_emotion.demo_data.generate import dataset_sizes
 

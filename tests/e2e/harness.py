@@ -1,5 +1,11 @@
-"""Drives the real `tfx` CLI (beam engine) the way a user does, in a sandbox of temp directories."""
+"""Drives the real `tfx` CLI (beam engine) the way a user does, in a sandbox of temp directories.
+
+Each sandbox runs its own copy of the project's code (the checkout as a user has it: packages,
+runners, schema) through PYTHONPATH, so a test can edit that code and see what a rerun does, and a
+developer editing the checkout during a test run changes nothing under it.
+"""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,17 +17,23 @@ from deep_emotion import runs
 
 REPO = Path(__file__).resolve().parents[2]
 TFX = str(Path(sys.executable).parent / "tfx")
-DSL = str(REPO / "pipeline" / "beam_runner.py")
+CODE = ("contract", "components", "trainer", "pipeline", "deep_emotion", "runners", "schema")
 
 
 class PipelineSandbox:
-    """One pipeline name with its own BEAM_HOME, output root and MLMD, configured by environment."""
+    """One pipeline name with its own code copy, BEAM_HOME, output root and MLMD, configured by environment."""
 
     def __init__(self, root: Path, name: str, data_root: Path, **settings: str):
         self.root, self.name = root, name
         self.output_root = root / "out"
+        self.code = root / "code"
+        for part in CODE:
+            if not (self.code / part).exists():
+                shutil.copytree(REPO / part, self.code / part, ignore=shutil.ignore_patterns("__pycache__"))
+        self.dsl = str(self.code / "runners" / "beam_runner.py")
         self.env = {
             **os.environ,
+            "PYTHONPATH": str(self.code),
             "BEAM_HOME": str(root / "beam-home"),
             "DEEP_EMOTION_PIPELINE_NAME": name,
             "DEEP_EMOTION_DATA_ROOT": str(data_root),
@@ -48,7 +60,12 @@ class PipelineSandbox:
                               capture_output=True, text=True, timeout=timeout)
 
     def create(self) -> subprocess.CompletedProcess:
-        return self.tfx("pipeline", "create", "--pipeline_path", DSL)
+        return self.tfx("pipeline", "create", "--pipeline_path", self.dsl)
+
+    def edit(self, relative: str) -> None:
+        """Changes a file of the sandbox's code copy (a comment: behaviour stays the same)."""
+        with open(self.code / relative, "a", encoding="utf-8") as f:
+            f.write(f"\n# edited at {time.time()}\n")
 
     def run(self, **settings: str) -> subprocess.CompletedProcess:
         return self.tfx("run", "create", "--pipeline_name", self.name,

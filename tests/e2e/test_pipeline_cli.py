@@ -16,8 +16,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.pusher.executor import saved_model_digest
-from deep_emotion import data_contract as dc
+from components.pusher.serving_dir import saved_model_digest
+from contract import data as dc
 from deep_emotion import runs
 from deep_emotion.demo_data.generate import generate
 from tests.e2e.harness import PipelineSandbox, explain
@@ -58,7 +58,7 @@ def test_first_run_executes_every_component_and_pushes_a_serving_layout_model(sa
     assert run.states() == {node: "COMPLETE" for node in ALL_NODES}
 
     # The curated schema is the one validated against and handed (gated) to Transform and Trainer.
-    curated = open(sandbox.env.get("DEEP_EMOTION_SCHEMA_PATH") or "schema/schema.pbtxt").read()
+    curated = (sandbox.code / "schema" / "schema.pbtxt").read_text()
     gated_uri = run.nodes["DataGate"].output("gated_schema").uri
     assert tf.io.gfile.GFile(f"{gated_uri}/schema.pbtxt").read() == curated
     assert run.nodes["Transform"].inputs["schema"][0].uri == gated_uri
@@ -153,8 +153,30 @@ def test_unchanged_rerun_reuses_cache_and_adds_no_duplicate_version(sandbox):
     assert sandbox.versions() == before
 
 
+def test_an_edit_to_code_the_components_do_not_run_reuses_every_cached_component(sandbox):
+    """The command line, the report and the Kubeflow compiler are not run by any component."""
+    for relative in ("deep_emotion/cli/summary.py", "deep_emotion/report/plots.py", "pipeline/kubeflow.py",
+                     "components/pusher/serving_dir.py"):
+        sandbox.edit(relative)
+    result = sandbox.run()
+    assert result.returncode == 0, explain(result)
+    states = sandbox.latest_run().states()
+    assert all(states[node] == "CACHED" for node in UPSTREAM + ["Trainer"]), states
+
+
+def test_an_edit_to_the_data_contract_reruns_the_components_that_run_it(sandbox):
+    """contract/data.py lies outside trainer/ (what TFX itself would fingerprint for a module file),
+    yet ExampleGen, Transform and the Trainer all run it: each must execute again."""
+    sandbox.edit("contract/data.py")
+    result = sandbox.run()
+    assert result.returncode == 0, explain(result)
+    states = sandbox.latest_run().states()
+    assert states[EXAMPLE_GEN] == states["Transform"] == states["Trainer"] == "COMPLETE", states
+
+
 def test_worse_model_is_not_blessed_and_the_served_version_is_untouched(sandbox):
-    served = sandbox.serving_dir / sandbox.versions()[0]
+    before = sandbox.versions()
+    served = sandbox.serving_dir / before[-1]
     digest = saved_model_digest(str(served))
     worse = json.loads(FAST) | {"learning_rate": 1e-9, "epochs": 1}  # barely moves from its random start
     result = sandbox.run(hparams=json.dumps(worse), accuracy_floor="0.0")
@@ -163,7 +185,7 @@ def test_worse_model_is_not_blessed_and_the_served_version_is_untouched(sandbox)
     assert run.nodes["Trainer"].state == "COMPLETE"
     assert runs.custom_property(run.nodes["Evaluator"].output("blessing"), "blessed") == 0
     assert runs.custom_property(run.nodes["Pusher"].output("pushed_model"), "pushed") == 0
-    assert sandbox.versions() == [served.name] and saved_model_digest(str(served)) == digest
+    assert sandbox.versions() == before and saved_model_digest(str(served)) == digest
 
 
 def test_run_killed_during_training_then_rerun_completes_from_cached_upstream(sandbox):

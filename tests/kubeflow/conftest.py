@@ -28,8 +28,8 @@ def compiled_package(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name, value in KFP_SETTINGS.items():
             patch.setattr(configs, name, value)
-        from pipeline import kubeflow_runner
+        from pipeline import kubeflow
 
         path = str(tmp_path_factory.mktemp("kfp") / "deep-emotion-kfp.yaml")
-        spec = kubeflow_runner.compile_pipeline(path)
+        spec = kubeflow.compile_pipeline(path)
     return path, spec

@@ -8,7 +8,7 @@ import yaml
 from click.testing import CliRunner
 from kfp.client import client as kfp_client
 
-from pipeline.kfp_cli import kfp
+from deep_emotion.cli.kfp import command as kfp
 from tests.kubeflow.fake_kfp_server import FakeKfpServer
 
 ROOT = "gs://example-bucket/kfp-root"

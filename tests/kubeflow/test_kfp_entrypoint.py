@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from components.pusher import executor as pusher
+from components.pusher import serving_dir as pusher
 from pipeline import kfp_entrypoint
 
 RUN = "mlpipeline/v2/artifacts/deep-emotion/3f2a"

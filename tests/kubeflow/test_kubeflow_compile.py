@@ -1,22 +1,24 @@
 """The compiled Kubeflow pipeline, read back with kfp's own loaders: what a KFP 2.x cluster receives."""
+import importlib.util
 import json
 import os
 import re
 
 import kfp.components
 import pytest
+from apache_beam.options import pipeline_options as beam_options
 from google.protobuf import json_format
-from kfp.client import client as kfp_client
 
-from pipeline import beam_runner, configs, kubeflow_runner
+from deep_emotion.cli.kfp import load_package
+from pipeline import configs, kubeflow, local
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
 def spec(compiled_package):
-    """The PipelineSpec as kfp 2.5's Client parses a package before submitting it."""
-    return kfp_client._extract_pipeline_yaml(compiled_package[0]).pipeline_spec  # pylint: disable=protected-access
+    """The PipelineSpec proto read from the YAML file, strictly (an unknown field fails)."""
+    return load_package(compiled_package[0])
 
 
 def _executors(spec):
@@ -34,14 +36,14 @@ def _constant(spec, task, parameter):
 def test_kfp_loads_it_as_a_pipeline_with_the_data_root_parameter(compiled_package, kfp_settings):
     component = kfp.components.load_component_from_file(compiled_package[0])
     assert component.name == configs.PIPELINE_NAME
-    assert list(component.component_spec.inputs) == [kubeflow_runner.DATA_ROOT_PARAMETER]
+    assert list(component.component_spec.inputs) == [kubeflow.DATA_ROOT_PARAMETER]
     assert component.component_spec.inputs["data_root"].default == kfp_settings["KFP_DATA_ROOT"]
 
 
 def test_every_component_of_the_local_pipeline_with_served_model_instead_of_resolver(spec):
-    local = {c.id for c in beam_runner.build().components}
-    assert "latest_blessed_model_resolver" in local
-    assert set(spec.root.dag.tasks) == local - {"latest_blessed_model_resolver"} | {"ServedModel"}
+    local_ids = {c.id for c in local.build().components}
+    assert "latest_blessed_model_resolver" in local_ids
+    assert set(spec.root.dag.tasks) == local_ids - {"latest_blessed_model_resolver"} | {"ServedModel"}
     # Nothing Vertex-only: every executor is a plain container (no resolver or importer executors).
     assert {key for executor in _executors(spec).values() for key in executor} == {"container"}
     assert not [t for t in spec.root.dag.tasks if "resolver" in t.lower()]
@@ -56,7 +58,8 @@ def test_every_step_runs_the_configured_image_through_the_tfx_entrypoint(spec, k
     assert len(executors) == len(spec.root.dag.tasks)
     for executor in executors.values():
         assert executor["container"]["image"] == kfp_settings["KFP_IMAGE"]
-        assert executor["container"]["command"] == ["python", "-m", "pipeline.kfp_entrypoint"]
+        python, flag, module = executor["container"]["command"]
+        assert (python, flag) == ("python", "-m") and importlib.util.find_spec(module) is not None
 
 
 def test_trainer_requests_the_configured_gpus_cpu_and_memory(spec, kfp_settings):
@@ -101,29 +104,47 @@ def test_caching_is_off_only_where_the_inputs_do_not_capture_what_is_read(spec):
     assert uncached == ["DeepEmotionExampleGen", "ServedModel"]
 
 
-def test_beam_components_get_the_direct_profile_args(spec, kfp_settings):
-    expected = ["--direct_running_mode=multi_processing",
-                f"--direct_num_workers={kfp_settings['BEAM_DIRECT_NUM_WORKERS']}"]
+def _beam_options(args):
+    """What Beam itself makes of a list of arguments."""
+    options = beam_options.PipelineOptions(args)
+    return {
+        "runner": options.view_as(beam_options.StandardOptions).runner,
+        "direct_running_mode": options.view_as(beam_options.DirectOptions).direct_running_mode,
+        "direct_num_workers": options.view_as(beam_options.DirectOptions).direct_num_workers,
+        "project": options.view_as(beam_options.GoogleCloudOptions).project,
+        "region": options.view_as(beam_options.GoogleCloudOptions).region,
+        "temp_location": options.view_as(beam_options.GoogleCloudOptions).temp_location,
+        "job_endpoint": options.view_as(beam_options.PortableOptions).job_endpoint,
+        "environment_type": options.view_as(beam_options.PortableOptions).environment_type,
+        "environment_config": options.view_as(beam_options.PortableOptions).environment_config,
+        "sdk_container_image": options.view_as(beam_options.WorkerOptions).sdk_container_image,
+    }
+
+
+def test_beam_components_run_multi_process_direct_beam_in_their_pod(spec, kfp_settings):
     for task in ("DeepEmotionExampleGen", "StatisticsGen", "Transform", "Evaluator"):
-        assert _executor(spec, task)["container"]["args"][-2:] == expected
+        options = _beam_options(_executor(spec, task)["container"]["args"])
+        assert options["runner"] is None  # Beam's default: the DirectRunner
+        assert options["direct_running_mode"] == "multi_processing"
+        assert options["direct_num_workers"] == kfp_settings["BEAM_DIRECT_NUM_WORKERS"]
 
 
 @pytest.mark.parametrize("profile, settings, expected", [
     ("dataflow", {"DATAFLOW_PROJECT": "p", "DATAFLOW_REGION": "europe-west1", "DATAFLOW_TEMP_LOCATION": "gs://b/tmp"},
-     ["--runner=DataflowRunner", "--project=p", "--region=europe-west1", "--temp_location=gs://b/tmp",
-      "--sdk_container_image=img:1"]),
+     {"runner": "DataflowRunner", "project": "p", "region": "europe-west1", "temp_location": "gs://b/tmp",
+      "sdk_container_image": "img:1"}),
     ("flink", {"FLINK_JOB_ENDPOINT": "flink-jobserver:8099"},
-     ["--runner=PortableRunner", "--job_endpoint=flink-jobserver:8099", "--environment_type=EXTERNAL",
-      "--environment_config=localhost:50000"]),
+     {"runner": "PortableRunner", "job_endpoint": "flink-jobserver:8099", "environment_type": "EXTERNAL",
+      "environment_config": "localhost:50000"}),
     ("spark", {"SPARK_JOB_ENDPOINT": "spark-jobserver:8099"},
-     ["--runner=PortableRunner", "--job_endpoint=spark-jobserver:8099", "--environment_type=EXTERNAL"]),
+     {"runner": "PortableRunner", "job_endpoint": "spark-jobserver:8099", "environment_type": "EXTERNAL"}),
 ])
 def test_beam_profiles_send_data_components_to_a_runner(monkeypatch, profile, settings, expected):
     monkeypatch.setattr(configs, "KFP_IMAGE", "img:1")
     for name, value in settings.items():
         monkeypatch.setattr(configs, name, value)
-    args = kubeflow_runner.beam_pipeline_args(profile)
-    assert set(expected) <= set(args)
+    options = _beam_options(kubeflow.beam_pipeline_args(profile))
+    assert {k: options[k] for k in expected} == expected
 
 
 @pytest.mark.parametrize("profile, missing", [
@@ -134,28 +155,28 @@ def test_beam_profiles_send_data_components_to_a_runner(monkeypatch, profile, se
 ])
 def test_a_profile_without_its_settings_names_the_missing_variables(profile, missing):
     with pytest.raises(ValueError, match=re.escape(missing)):
-        kubeflow_runner.beam_pipeline_args(profile)
+        kubeflow.beam_pipeline_args(profile)
 
 
 def test_serving_dir_must_be_set_and_writable_by_tensorflow(monkeypatch):
     monkeypatch.setattr(configs, "KFP_SERVING_DIR", "")
     with pytest.raises(ValueError, match="DEEP_EMOTION_KFP_SERVING_DIR is not set"):
-        kubeflow_runner.build()
+        kubeflow.build()
     with pytest.raises(ValueError, match="gs:// or local paths only"):
-        kubeflow_runner.build(serving_dir="minio://mlpipeline/serving")
+        kubeflow.build(serving_dir="minio://mlpipeline/serving")
 
 
 def test_resolver_baseline_is_refused_for_kubeflow(monkeypatch):
     monkeypatch.setattr(configs, "KFP_SERVING_DIR", "gs://b/serving")
     monkeypatch.setattr(configs, "KFP_BASELINE", "latest_blessed")
     with pytest.raises(ValueError, match="cannot execute the Resolver"):
-        kubeflow_runner.build()
+        kubeflow.build()
 
 
 def test_floor_only_variant_has_no_baseline_and_no_change_threshold(monkeypatch):
     monkeypatch.setattr(configs, "KFP_SERVING_DIR", "gs://b/serving")
     monkeypatch.setattr(configs, "KFP_BASELINE", "none")
-    pipeline = kubeflow_runner.build()
+    pipeline = kubeflow.build()
     evaluator = [c for c in pipeline.components if c.id == "Evaluator"][0]
     assert "ServedModel" not in {c.id for c in pipeline.components}
     assert "baseline_model" not in evaluator.inputs
@@ -167,8 +188,3 @@ def test_image_layout_matches_the_schema_path_the_pipeline_reads():
         workdir = re.findall(r"^WORKDIR\s+(\S+)", f.read(), flags=re.M)[-1]
     assert configs.KFP_SCHEMA_PATH == os.path.join(workdir, "schema", "schema.pbtxt")
     assert os.path.exists(os.path.join(REPO, "schema", "schema.pbtxt"))
-
-
-def test_spec_round_trips_through_the_pipeline_spec_proto(compiled_package, spec):
-    # What the compiler returned is exactly what kfp reads back from the file.
-    assert json_format.MessageToDict(spec) == compiled_package[1]

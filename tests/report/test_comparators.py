@@ -3,7 +3,7 @@ import pytest
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from deep_emotion import data_contract as dc
+from contract import data as dc
 from deep_emotion.report import data_validation as dv
 from pipeline import configs
 

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from PIL import Image
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from deep_emotion import data_contract as dc
+from contract import data as dc
 from deep_emotion.report import artifacts
-from deep_emotion.report.cli import report
+from deep_emotion.cli.report import command as report
 from tests.report import html_tables
 
 SECTIONS = ["run", "statistics", "schema", "anomalies", "class-counts", "samples", "pixels", "drift-skew",

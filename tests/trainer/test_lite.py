@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deep_emotion.runtime import native_stderr_without
+from contract.runtime import native_stderr_without
 from trainer import lite
 from trainer.model import build_model
 
@@ -29,10 +29,14 @@ def test_tflite_copy_matches_the_keras_model_with_a_warping_transformer(layout, 
     np.testing.assert_allclose(lite_model(images), expected, atol=1e-5)
 
 
-def test_tflite_file_goes_beside_the_savedmodel(tmp_path):
-    path = lite.write(b"flatbuffer", str(tmp_path))
-    assert path == str(tmp_path / "tflite" / "model.tflite")
-    assert (tmp_path / "tflite" / "model.tflite").read_bytes() == b"flatbuffer"
+def test_the_copy_written_beside_a_savedmodel_is_the_one_loaded_from_there(tmp_path, faces):
+    model = build_model("paper", seed=1)
+    serve = tf.function(lambda image: model(image, training=False)).get_concrete_function(
+        tf.TensorSpec([None, 48, 48, 1], tf.float32))
+    written = lite.write(lite.convert(serve, model), str(tmp_path / "1700000000"))
+    assert written == lite.tflite_path(str(tmp_path / "1700000000"))
+    loaded = lite.LiteModel(lite.tflite_path(str(tmp_path / "1700000000")), num_threads=1)
+    np.testing.assert_allclose(loaded(faces[0][:4]), model(faces[0][:4], training=False).numpy(), atol=1e-5)
 
 
 def test_tflite_chatter_is_dropped_and_every_other_native_stderr_line_kept(capfd):

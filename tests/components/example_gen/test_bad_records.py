@@ -11,7 +11,7 @@ from PIL import Image
 from components.example_gen.data_root import plan_ingestion
 from components.example_gen.options import IngestOptions
 from components.example_gen.records import IngestError
-from deep_emotion.data_contract import IMAGE_ID, SPLITS
+from contract.data import IMAGE_ID, SPLITS
 
 
 def _png_claiming(width: int, height: int) -> bytes:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deep_emotion.data_contract import EMOTIONS, IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
+from contract.data import EMOTIONS, IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
 from deep_emotion.demo_data import generate
 
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "eval", "PrivateTest": "test"}

@@ -11,6 +11,8 @@ def test_options_round_trip_through_custom_config_json():
     as_json = proto_utils.proto_to_json(options.to_custom_config())
     assert IngestOptions.from_custom_config_json(as_json) == options
     assert IngestOptions.from_custom_config_json(None) == IngestOptions()
+    with_code = proto_utils.proto_to_json(options.to_custom_config(code_fingerprint="ab12"))
+    assert with_code != as_json and IngestOptions.from_custom_config_json(with_code) == options
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -1,13 +1,12 @@
 """ServedModel through its real TFX executor: what the Evaluator receives as the baseline."""
 import os
 
+import pytest
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from components.pusher import executor as pusher
-from components.served_model.component import ServedModel, newest_complete_version
-
-
+from components.pusher import serving_dir as pusher
+from components.served_model.component import ServedModel, ServingDirMissing
 
 
 def _run(tmp_path, serving_dir, fake_saved_model):
@@ -33,7 +32,8 @@ def test_newest_served_version_becomes_the_baseline(tmp_path, fake_saved_model):
 
 
 def test_nothing_served_yet_gives_the_candidate_as_its_own_baseline(tmp_path, fake_saved_model):
-    baseline, model_path = _run(tmp_path, tmp_path / "serving-that-does-not-exist", fake_saved_model)
+    (tmp_path / "serving").mkdir()  # created empty for the first deployment
+    baseline, model_path = _run(tmp_path, tmp_path / "serving", fake_saved_model)
     candidate_dir = path_utils.serving_model_dir(str(tmp_path / "trainer" / "model"))
     assert pusher.saved_model_digest(model_path) == pusher.saved_model_digest(candidate_dir)
     assert baseline.get_int_custom_property("served_version") == 0
@@ -43,7 +43,13 @@ def test_half_copied_version_is_not_taken_for_the_served_one(tmp_path, fake_save
     serving = tmp_path / "serving"
     fake_saved_model(serving / "1000", "complete")
     os.makedirs(serving / "2000" / "variables")  # an object-store push in progress: no saved_model.pb yet
-    os.makedirs(serving / ".incomplete-3000")
-    assert newest_complete_version(str(serving)) == 1000
-    baseline, _ = _run(tmp_path, serving, fake_saved_model)
+    baseline, model_path = _run(tmp_path, serving, fake_saved_model)
     assert baseline.get_int_custom_property("served_version") == 1000
+    assert pusher.saved_model_digest(model_path) == pusher.saved_model_digest(str(serving / "1000"))
+
+
+def test_a_serving_dir_that_does_not_exist_fails_instead_of_dropping_the_baseline(tmp_path, fake_saved_model):
+    mistyped = tmp_path / "servnig"
+    with pytest.raises(ServingDirMissing, match=f"The serving directory {mistyped} does not exist"):
+        _run(tmp_path, mistyped, fake_saved_model)
+    assert not (tmp_path / "served_model" / "out").exists()

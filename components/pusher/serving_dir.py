@@ -1,0 +1,91 @@
+"""A TF Serving model base directory: `<base>/<version>/saved_model.pb`, versions are numbers.
+
+The one place that knows the layout: the Pusher publishes versions into it, ServedModel and
+`deep-emotion predict` find the version TF Serving serves (the highest complete one).
+
+Pushes appear whole: locally a version is built in a hidden staging folder (TF Serving ignores
+names that are not numbers) and renamed into place (contract.publish). Object stores (gs://) have
+no rename: there saved_model.pb is copied last, as TFX's own Pusher does, and a version counts as
+complete only once it holds saved_model.pb.
+"""
+import hashlib
+import os
+import time
+from typing import List, Optional, Tuple
+
+from tfx.dsl.io import fileio
+from tfx.utils import io_utils
+
+from contract import publish
+
+SAVED_MODEL_FILE = "saved_model.pb"
+_PUSH_ATTEMPTS = 20
+
+
+def saved_model_digest(model_dir: str) -> str:
+    """sha256 over every file's relative path and content: equal digests, identical models."""
+    digest = hashlib.sha256()
+    for root, _, files in sorted(fileio.walk(model_dir)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, model_dir).encode())
+            with fileio.open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def versions(base_dir: str) -> List[int]:
+    """Version numbers present under a base directory, ascending (complete or not)."""
+    if not fileio.exists(base_dir):
+        return []
+    return sorted(int(n.rstrip("/")) for n in fileio.listdir(base_dir) if n.rstrip("/").isdigit())
+
+
+def newest_complete_version(base_dir: str) -> Optional[int]:
+    """The version TF Serving serves: the highest numeric directory with saved_model.pb in it."""
+    for version in reversed(versions(base_dir)):
+        if fileio.exists(os.path.join(base_dir, str(version), SAVED_MODEL_FILE)):
+            return version
+    return None
+
+
+def resolve_model_dir(path: str) -> str:
+    """A SavedModel directory as given, or a base directory's served version; FileNotFoundError if neither."""
+    if fileio.exists(os.path.join(path, SAVED_MODEL_FILE)):
+        return path
+    version = newest_complete_version(path) if fileio.isdir(path) else None
+    if version is None:
+        raise FileNotFoundError(f"{path}: neither a SavedModel nor a serving directory with numbered versions")
+    return os.path.join(path, str(version))
+
+
+def push(model_dir: str, base_dir: str, now: Optional[int] = None) -> Tuple[str, bool]:
+    """Publishes model_dir as a new version under base_dir unless the newest version is identical.
+
+    Returns (version, pushed_new). Versions are unix seconds, kept strictly increasing so that TF
+    Serving always serves the latest push even when two pushes fall within one second; a push that
+    loses a race for a version number to a concurrent one takes the next number. Staging left by a
+    killed push is removed first.
+    """
+    digest = saved_model_digest(model_dir)
+    for _ in range(_PUSH_ATTEMPTS):
+        existing = versions(base_dir)
+        newest = newest_complete_version(base_dir)
+        if newest is not None and saved_model_digest(os.path.join(base_dir, str(newest))) == digest:
+            return str(newest), False
+        version = str(max(int(now if now is not None else time.time()), existing[-1] + 1 if existing else 0))
+        final = os.path.join(base_dir, version)
+        if "://" in base_dir:
+            io_utils.copy_dir(model_dir, final, deny_regex_patterns=[r"saved_model\.pb"])
+            io_utils.copy_file(os.path.join(model_dir, SAVED_MODEL_FILE), os.path.join(final, SAVED_MODEL_FILE))
+            return version, True
+        os.makedirs(base_dir, exist_ok=True)
+        for leftover in publish.stale_staging(base_dir):
+            publish.remove(leftover)
+        try:
+            with publish.staged(final, replace=False) as staging:
+                io_utils.copy_dir(model_dir, str(staging))
+            return version, True
+        except FileExistsError:
+            continue  # a concurrent push took this number
+    raise RuntimeError(f"could not claim a new version under {base_dir} in {_PUSH_ATTEMPTS} attempts")

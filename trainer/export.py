@@ -1,0 +1,115 @@
+"""The served model: the trained Keras model with the Transform graph baked in, saved with explicit
+signatures, its TFLite copy, and the training record beside it; and the way back from an exported
+model to the Keras model (the report's attention view needs its layers).
+
+Signatures (tf.saved_model.save, explicit):
+- serving_default(examples: serialized tf.Example [B]) -> probabilities [B, 7], class_id [B],
+  class_name [B]. What TF Serving clients with canonical examples and TFMA call.
+- serving_images(image_bytes: encoded PNG/JPEG/GIF/BMP [B], any size, gray or colour) -> the same.
+  Decoded, converted to gray (ITU-R 601 luma, as Pillow's "L" in ingestion), resized to 48x48
+  with antialiased bilinear (as ingestion), then the same Transform graph and model.
+- transform_features(examples) -> the transformed features (what TFMA's preprocessing uses).
+
+Beside it, tflite/model.tflite: the same Transform graph and model as TensorFlow Lite, raw `pixels`
+int64 [B, 2304] -> probabilities [B, 7], for low-latency CPU inference (trainer/lite.py).
+"""
+import json
+import os
+from typing import Any, Dict, Tuple
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras
+
+from contract import data as dc
+from trainer import lite
+from trainer import model as deep_emotion_model
+from trainer.preprocessing import IMAGE_KEY
+
+PROBABILITIES, CLASS_ID, CLASS_NAME = "probabilities", "class_id", "class_name"
+# The Trainer's record of a training run, in its model_run artifact: layout, hyperparameters, history.
+HISTORY_FILE = "history.json"
+
+
+def decode_to_pixels(encoded: tf.Tensor) -> tf.Tensor:
+    """One encoded image of any size and colour -> canonical int64 pixels [2304] (as ingestion)."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    gray = tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))
+    small = tf.image.resize(gray, [dc.IMAGE_SIZE, dc.IMAGE_SIZE], method="bilinear", antialias=True)
+    return tf.reshape(tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.int64), [dc.NUM_PIXELS])
+
+
+class ServingModule(tf.Module):
+    """The trained model plus the Transform graph, exported with the three signatures."""
+
+    def __init__(self, model: tf_keras.Model, tf_transform_output: tft.TFTransformOutput):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        self._raw_spec = tf_transform_output.raw_feature_spec()
+        self._pixels_spec = {dc.PIXELS: self._raw_spec[dc.PIXELS]}  # all a client must send
+        self._class_names = tf.constant(dc.EMOTIONS)
+
+    def _probabilities(self, pixels: tf.Tensor) -> tf.Tensor:
+        return self.model(self.tft_layer({dc.PIXELS: pixels})[IMAGE_KEY], training=False)
+
+    def _predict(self, pixels: tf.Tensor) -> dict:
+        probabilities = self._probabilities(pixels)
+        class_id = tf.argmax(probabilities, axis=-1)
+        return {PROBABILITIES: probabilities, CLASS_ID: class_id,
+                CLASS_NAME: tf.gather(self._class_names, class_id)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(self, examples):
+        return self._predict(tf.io.parse_example(examples, self._pixels_spec)[dc.PIXELS])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_images(self, image_bytes):
+        pixels = tf.map_fn(decode_to_pixels, image_bytes,
+                           fn_output_signature=tf.TensorSpec([dc.NUM_PIXELS], tf.int64))
+        return self._predict(pixels)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(self, examples):
+        return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, dc.NUM_PIXELS], tf.int64, name=dc.PIXELS)])
+    def serve_pixels(self, pixels):
+        """What the TFLite copy runs: no tf.Example parsing (not a TFLite built-in)."""
+        return {PROBABILITIES: self._probabilities(pixels)}
+
+    def save(self, export_dir: str) -> str:
+        """The SavedModel with its three signatures, then its TFLite copy; returns the copy's path."""
+        tf.saved_model.save(self, export_dir, signatures={
+            "serving_default": self.serve_examples,
+            "serving_images": self.serve_images,
+            "transform_features": self.transform_features,
+        })
+        return lite.write(lite.convert(self.serve_pixels.get_concrete_function(), self), export_dir)
+
+
+def write_history(model_run_dir: str, layout: str, hparams: Dict[str, Any], history: Dict[str, list]) -> str:
+    """The training record (HISTORY_FILE) in the Trainer's model_run directory; returns its path."""
+    path = os.path.join(model_run_dir, HISTORY_FILE)
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump({"layout": layout, "hparams": hparams,
+                   "history": {k: [float(v) for v in vs] for k, vs in history.items()}}, f, indent=1)
+    return path
+
+
+def read_history(model_run_dir: str) -> Dict[str, Any]:
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE)) as f:
+        return json.load(f)
+
+
+def load_keras_model(serving_model_dir: str, model_run_dir: str) -> Tuple[tf_keras.Model, str]:
+    """(the trained Keras model, its layout), rebuilt with trainer/model.py from an exported model.
+
+    The SavedModel (ServingModule) holds the model's variables under `model` but no loadable Keras
+    model. The layout comes from the Trainer's training record; code that does not match the
+    checkpoint fails to restore (and callers compare the probabilities, see report.model_analysis).
+    """
+    layout = read_history(model_run_dir)["layout"]
+    model = deep_emotion_model.build_model(layout, mixed_precision=False)
+    tf.train.Checkpoint(model=model).read(os.path.join(serving_model_dir, "variables", "variables")).expect_partial()
+    return model, layout
