@@ -12,6 +12,9 @@ LABEL = "emotion"        # int64 in [0, 6], FER2013 ids
 SOURCE = "source"        # bytes, one of SOURCES
 IMAGE_ID = "image_id"    # bytes, traceable origin ("fer2013.csv:1234", "jaffe/KA.AN1.39.tiff")
 SUBJECT = "subject"      # bytes, person or character; keeps splits subject-disjoint
+# float list of NUM_CLASSES shares summing to 1, only where a dataset gives a label distribution
+# (FER+ votes); Transform gives every other example the one-hot of its label.
+LABEL_SHARES = "emotion_shares"
 
 # FER2013 class ids; every other dataset maps onto these.
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -36,3 +39,7 @@ FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgus
 FERPLUS_TO_EMOTION = {"neutral": "neutral", "happiness": "happy", "surprise": "surprise",
                       "sadness": "sad", "anger": "angry", "disgust": "disgust", "fear": "fear",
                       "contempt": CONTEMPT}
+
+# A data root of synthetic faces (deep-emotion demo-data) says so in this file; ingestion records it
+# and model cards warn that their numbers say nothing about real faces.
+SYNTHETIC_MARKER = "SYNTHETIC_DEMO_DATA.txt"

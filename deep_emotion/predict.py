@@ -74,8 +74,11 @@ def _inputs(paths) -> Iterator[Tuple[str, str, object]]:
 
 def _answer(name: str, outputs: dict, i: int) -> dict:
     probabilities = outputs["probabilities"][i]
-    return {"input": name, "emotion": outputs["class_name"][i].decode(), "class_id": int(outputs["class_id"][i]),
-            "probabilities": {e: round(float(p), 6) for e, p in zip(dc.EMOTIONS, probabilities)}}
+    answer = {"input": name, "emotion": outputs["class_name"][i].decode(), "class_id": int(outputs["class_id"][i]),
+              "probabilities": {e: round(float(p), 6) for e, p in zip(dc.EMOTIONS, probabilities)}}
+    if "uncertain" in outputs:  # models exported before abstention have no such output
+        answer["uncertain"] = bool(outputs["uncertain"][i])
+    return answer
 
 
 def predict_lines(model_dir: str, paths: List[str]) -> Iterator[dict]:

@@ -46,7 +46,7 @@ def summarize(metadata_path: str, pipeline_name: str, echo: Callable[[str], None
         logs = nodes["Trainer"].output("model_run").uri
         echo(f"TensorBoard logs:         {logs}   (tensorboard --logdir {logs})")
     if "Evaluator" in nodes and nodes["Evaluator"].outputs:
-        from deep_emotion.report.model_analysis import OVERALL, load_evaluation
+        from components.evaluator_output import OVERALL, load_evaluation
 
         uri = nodes["Evaluator"].output("evaluation").uri
         evaluation = load_evaluation(uri)

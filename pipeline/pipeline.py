@@ -2,13 +2,15 @@
 
     DeepEmotionExampleGen -> StatisticsGen -> SchemaGen (candidate, for review only)
                                            -> ImportSchemaGen(schema/) -> ExampleValidator -> DataGate
-    DataGate(gated schema) -> Transform -> Trainer -> Evaluator (floor + no regression) -> Pusher
+    DataGate(gated schema) -> Transform -> Trainer -> Evaluator (floor + no regression)
+                                                   -> ModelCardGenerator -> Pusher (model + card)
 
 Transform and Trainer take the schema from DataGate, so bad data stops the run before them.
 The Evaluator's baseline (`baseline=`): "latest_blessed" (a Resolver; local orchestrators), "served"
 (components/served_model: the model in service at serving_dir; open-source Kubeflow Pipelines cannot
 execute Resolver nodes, so the Kubeflow runner uses this) or "none" (absolute floor only).
 """
+import json
 from typing import Any, Dict, List, Optional
 
 import tensorflow_model_analysis as tfma
@@ -18,12 +20,14 @@ from tfx import v1 as tfx
 from components.data_gate.component import DataGate
 from components.example_gen.component import DeepEmotionExampleGen
 from components.example_gen.options import IngestOptions
+from components.model_card.component import ModelCardGenerator
 from components.pusher.component import Pusher
 from components.served_model.component import ServedModel
 from contract import data as dc
 from pipeline.code_fingerprint import code_fingerprint
 
 PROBABILITIES = "probabilities"  # the serving signature's output TFMA evaluates
+CALIBRATION_BUCKETS = 15
 BASELINES = ("latest_blessed", "served", "none")
 
 
@@ -56,6 +60,13 @@ def make_eval_config(accuracy_floor: float, with_baseline: bool) -> tfma.EvalCon
             tfma.MetricsSpec(
                 binarize=tfma.BinarizationOptions(class_ids={"values": list(range(dc.NUM_CLASSES))}),
                 metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]),
+            # Reliability of the (temperature-scaled) probabilities: one calibration plot per slice over
+            # every class's probability (one-vs-rest, micro-averaged), CALIBRATION_BUCKETS buckets on [0, 1].
+            tfma.MetricsSpec(
+                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(dc.NUM_CLASSES))}),
+                aggregate=tfma.AggregationOptions(micro_average=True),
+                metrics=[tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps(
+                    {"num_buckets": CALIBRATION_BUCKETS, "left": 0.0, "right": 1.0}))]),
         ])
 
 
@@ -100,6 +111,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"], schema=gated_schema,
         preprocessing_fn=f"{transform_module}.preprocessing_fn",
         custom_config={"code_fingerprint": code_fingerprint([transform_module])})
+    trainer_code = code_fingerprint([trainer_module])
     trainer = tfx.components.Trainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -107,7 +119,7 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={"hparams": hparams, "layout": model_layout,
-                       "code_fingerprint": code_fingerprint([trainer_module])},
+                       "code_fingerprint": trainer_code},
         run_fn=f"{trainer_module}.run_fn")
 
     components = [example_gen, statistics_gen, candidate_schema, curated_schema, example_validator, data_gate,
@@ -131,11 +143,16 @@ def create_pipeline(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"], baseline_model=baseline_model,
         example_splits=["eval"],
         eval_config=make_eval_config(accuracy_floor, with_baseline=baseline_model is not None))
+    model_card = ModelCardGenerator(
+        evaluation=evaluator.outputs["evaluation"], blessing=evaluator.outputs["blessing"],
+        model_run=trainer.outputs["model_run"], examples=example_gen.outputs["examples"],
+        pipeline_name=pipeline_name, code_fingerprint=trainer_code)
     pusher = Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)))
-    components += [evaluator, pusher]
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
+        model_card=model_card.outputs["model_card"])
+    components += [evaluator, model_card, pusher]
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name, pipeline_root=pipeline_root, components=components,

@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
-from contract.data import IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
+from contract.data import IMAGE_ID, LABEL, LABEL_SHARES, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
 
 
 class DataRoot:
@@ -77,6 +77,7 @@ def read_examples(out: str) -> Dict[str, List[Dict[str, Any]]]:
                 SOURCE: feature[SOURCE].bytes_list.value[0].decode(),
                 IMAGE_ID: feature[IMAGE_ID].bytes_list.value[0].decode(),
                 SUBJECT: feature[SUBJECT].bytes_list.value[0].decode(),
+                LABEL_SHARES: np.array(feature[LABEL_SHARES].float_list.value) if LABEL_SHARES in feature else None,
                 "features": sorted(feature.keys()),
             })
     return examples

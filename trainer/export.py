@@ -1,10 +1,12 @@
 """The served model: the trained Keras model with the Transform graph baked in, saved with explicit
-signatures, its TFLite copy, and the training record beside it; and the way back from an exported
-model to the Keras model (the report's attention view needs its layers).
+signatures, and its TFLite copy; and the way back from an exported model to the Keras model (the
+report's attention view needs its layers).
 
 Signatures (tf.saved_model.save, explicit):
 - serving_default(examples: serialized tf.Example [B]) -> probabilities [B, 7], class_id [B],
-  class_name [B]. What TF Serving clients with canonical examples and TFMA call.
+  class_name [B], uncertain [B]. What TF Serving clients with canonical examples and TFMA call.
+  The probabilities are temperature-scaled (trainer/calibration.py; T fitted on eval); `uncertain`
+  is true when the top probability is below the abstention threshold chosen on eval.
 - serving_images(image_bytes: encoded PNG/JPEG/GIF/BMP [B], any size, gray or colour) -> the same.
   Decoded, converted to gray (ITU-R 601 luma, as Pillow's "L" in ingestion), resized to 48x48
   with antialiased bilinear (as ingestion), then the same Transform graph and model.
@@ -13,22 +15,21 @@ Signatures (tf.saved_model.save, explicit):
 Beside it, tflite/model.tflite: the same Transform graph and model as TensorFlow Lite, raw `pixels`
 int64 [B, 2304] -> probabilities [B, 7], for low-latency CPU inference (trainer/lite.py).
 """
-import json
 import os
-from typing import Any, Dict, Tuple
+from typing import Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
 from contract import data as dc
+from contract import training_record
 from trainer import lite
 from trainer import model as deep_emotion_model
 from trainer.preprocessing import IMAGE_KEY
 
-PROBABILITIES, CLASS_ID, CLASS_NAME = "probabilities", "class_id", "class_name"
-# The Trainer's record of a training run, in its model_run artifact: layout, hyperparameters, history.
-HISTORY_FILE = "history.json"
+PROBABILITIES, CLASS_ID, CLASS_NAME, UNCERTAIN = "probabilities", "class_id", "class_name", "uncertain"
+TTA_MODES = ("none", "flip")
 
 
 def decode_to_pixels(encoded: tf.Tensor) -> tf.Tensor:
@@ -39,25 +40,51 @@ def decode_to_pixels(encoded: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.int64), [dc.NUM_PIXELS])
 
 
-class ServingModule(tf.Module):
-    """The trained model plus the Transform graph, exported with the three signatures."""
+def served_probabilities(logits_fn, image: tf.Tensor, temperature, tta: str = "none") -> tf.Tensor:
+    """What the signatures answer for a normalised image batch: softmax(logits / T), averaged with the
+    mirror image's under tta="flip". One function for the export and for whoever checks it."""
+    probabilities = tf.nn.softmax(logits_fn(image) / temperature)
+    if tta == "flip":
+        probabilities = (probabilities + tf.nn.softmax(logits_fn(tf.reverse(image, axis=[2])) / temperature)) / 2.0
+    return probabilities
 
-    def __init__(self, model: tf_keras.Model, tf_transform_output: tft.TFTransformOutput):
+
+class ServingModule(tf.Module):
+    """The trained model plus the Transform graph, exported with the three signatures.
+
+    temperature: divides the logits before the softmax (1: the model's own probabilities).
+    uncertain_below: answers whose top probability is below it are flagged `uncertain` (0: never).
+    tta: "flip" averages the probabilities of the face and its mirror image (test-time
+        augmentation: about twice the model's cost per face); "none" serves the face as it is.
+    """
+
+    def __init__(self, model: tf_keras.Model, tf_transform_output: tft.TFTransformOutput,
+                 temperature: float = 1.0, uncertain_below: float = 0.0, tta: str = "none"):
         super().__init__()
+        if tta not in TTA_MODES:
+            raise ValueError(f"tta={tta!r}: expected one of {TTA_MODES}")
+        if not temperature > 0:
+            raise ValueError(f"temperature={temperature}: must be > 0")
         self.model = model
+        self.logits = deep_emotion_model.logits_model(model)
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._raw_spec = tf_transform_output.raw_feature_spec()
         self._pixels_spec = {dc.PIXELS: self._raw_spec[dc.PIXELS]}  # all a client must send
         self._class_names = tf.constant(dc.EMOTIONS)
+        self.temperature = tf.constant(float(temperature), tf.float32)
+        self.uncertain_below = tf.constant(float(uncertain_below), tf.float32)
+        self._tta = tta
 
     def _probabilities(self, pixels: tf.Tensor) -> tf.Tensor:
-        return self.model(self.tft_layer({dc.PIXELS: pixels})[IMAGE_KEY], training=False)
+        image = self.tft_layer({dc.PIXELS: pixels})[IMAGE_KEY]
+        return served_probabilities(lambda x: self.logits(x, training=False), image, self.temperature, self._tta)
 
     def _predict(self, pixels: tf.Tensor) -> dict:
         probabilities = self._probabilities(pixels)
         class_id = tf.argmax(probabilities, axis=-1)
         return {PROBABILITIES: probabilities, CLASS_ID: class_id,
-                CLASS_NAME: tf.gather(self._class_names, class_id)}
+                CLASS_NAME: tf.gather(self._class_names, class_id),
+                UNCERTAIN: tf.reduce_max(probabilities, axis=-1) < self.uncertain_below}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(self, examples):
@@ -88,20 +115,6 @@ class ServingModule(tf.Module):
         return lite.write(lite.convert(self.serve_pixels.get_concrete_function(), self), export_dir)
 
 
-def write_history(model_run_dir: str, layout: str, hparams: Dict[str, Any], history: Dict[str, list]) -> str:
-    """The training record (HISTORY_FILE) in the Trainer's model_run directory; returns its path."""
-    path = os.path.join(model_run_dir, HISTORY_FILE)
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump({"layout": layout, "hparams": hparams,
-                   "history": {k: [float(v) for v in vs] for k, vs in history.items()}}, f, indent=1)
-    return path
-
-
-def read_history(model_run_dir: str) -> Dict[str, Any]:
-    with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE)) as f:
-        return json.load(f)
-
-
 def load_keras_model(serving_model_dir: str, model_run_dir: str) -> Tuple[tf_keras.Model, str]:
     """(the trained Keras model, its layout), rebuilt with trainer/model.py from an exported model.
 
@@ -109,7 +122,7 @@ def load_keras_model(serving_model_dir: str, model_run_dir: str) -> Tuple[tf_ker
     model. The layout comes from the Trainer's training record; code that does not match the
     checkpoint fails to restore (and callers compare the probabilities, see report.model_analysis).
     """
-    layout = read_history(model_run_dir)["layout"]
+    layout = training_record.read(model_run_dir)["layout"]
     model = deep_emotion_model.build_model(layout, mixed_precision=False)
     tf.train.Checkpoint(model=model).read(os.path.join(serving_model_dir, "variables", "variables")).expect_partial()
     return model, layout

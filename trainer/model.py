@@ -45,6 +45,7 @@ IDENTITY_THETA = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 INPUT_NAME = "image"
 THETA = "theta"
 ATTENTION = "attention"
+LOGITS = "logits"
 OUTPUT_NAME = "probabilities"
 
 
@@ -104,7 +105,7 @@ def _classifier(features, num_classes, l2):
     regularizer = tf_keras.regularizers.L2(l2) if l2 else None
     x = layers.Flatten(name="flatten")(features)
     x = layers.Dense(50, activation="relu", kernel_regularizer=regularizer, name="fc1")(x)
-    logits = layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    logits = layers.Dense(num_classes, kernel_regularizer=regularizer, name=LOGITS)(x)
     return layers.Softmax(dtype="float32", name=OUTPUT_NAME)(logits)
 
 
@@ -197,6 +198,12 @@ def attention_model(model, view="input"):
     else:
         raise ValueError(f"attention_model: view must be 'input', 'features' or 'theta', got {view!r}")
     return tf_keras.Model(model.input, output, name=f"{model.name}_attention_{view}")
+
+
+def logits_model(model):
+    """The same model up to its logits (float32): what temperature scaling and TTA work on."""
+    logits = model.get_layer(LOGITS).output
+    return tf_keras.Model(model.input, tf.cast(logits, tf.float32), name=f"{model.name}_logits")
 
 
 def trainable_parameters(model):

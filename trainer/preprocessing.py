@@ -15,11 +15,25 @@ from contract import data as dc
 IMAGE_KEY = "image"  # the model's single input
 
 
+def label_shares(label: tf.Tensor, shares) -> tf.Tensor:
+    """float32 [B, 7]: the example's label distribution where it has one (FER+ votes, a sparse
+    list: the feature is optional), the one-hot of its label elsewhere."""
+    one_hot = tf.one_hot(label, dc.NUM_CLASSES)
+    if shares is None:
+        return one_hot
+    dense = tf.sparse.to_dense(tf.sparse.reset_shape(shares, tf.stack([tf.shape(label, tf.int64)[0],
+                                                                         dc.NUM_CLASSES])))
+    return tf.where(tf.reduce_sum(dense, axis=1, keepdims=True) > 0, dense, one_hot)
+
+
 def preprocessing_fn(inputs):
-    """pixels int64 [B, 2304] -> image float32 [B, 48, 48, 1] (z-scored); emotion passes through as [B]."""
+    """pixels int64 [B, 2304] -> image float32 [B, 48, 48, 1] (z-scored); emotion passes through as
+    [B]; emotion_shares float32 [B, 7] (label_shares)."""
     pixels = tf.cast(inputs[dc.PIXELS], tf.float32)
     image = tf.reshape(pixels, [-1, dc.IMAGE_SIZE, dc.IMAGE_SIZE, 1])
+    label = tf.reshape(inputs[dc.LABEL], [-1])  # [B, 1] -> [B]
     return {
         IMAGE_KEY: tft.scale_to_z_score(image),
-        dc.LABEL: tf.reshape(inputs[dc.LABEL], [-1]),  # [B, 1] -> [B]
+        dc.LABEL: label,
+        dc.LABEL_SHARES: label_shares(label, inputs.get(dc.LABEL_SHARES)),
     }

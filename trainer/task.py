@@ -7,20 +7,23 @@ from contract.runtime import quiet_tensorflow
 
 quiet_tensorflow()
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras  # noqa: E402
 from absl import logging  # noqa: E402
 
 from contract import data as dc  # noqa: E402
-from trainer import export  # noqa: E402
+from contract import training_record  # noqa: E402
+from trainer import calibration, export  # noqa: E402
 from trainer import model as deep_emotion_model  # noqa: E402
 from trainer.preprocessing import IMAGE_KEY  # noqa: E402
 from trainer.train import HParams, train  # noqa: E402
 
 
-def transformed_dataset(file_patterns, tf_transform_output) -> tf.data.Dataset:
-    """Unbatched (image [48,48,1] float32, label int64) pairs from Transform's gzipped TFRecords."""
+def transformed_dataset(file_patterns, tf_transform_output, target: str = dc.LABEL) -> tf.data.Dataset:
+    """Unbatched (image [48,48,1] float32, target) pairs from Transform's gzipped TFRecords; the
+    target is the label (int64) or, with target=dc.LABEL_SHARES, the label shares (float32 [7])."""
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"No transformed examples match {file_patterns}")
@@ -28,8 +31,30 @@ def transformed_dataset(file_patterns, tf_transform_output) -> tf.data.Dataset:
     return (tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
             .batch(512)
             .map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
-            .map(lambda f: (f[IMAGE_KEY], f[dc.LABEL]))
+            .map(lambda f: (f[IMAGE_KEY], f[target]))
             .unbatch())
+
+
+def calibrate(model, eval_ds: tf.data.Dataset, hparams: HParams, log=logging.info) -> dict:
+    """Temperature and abstention threshold fitted on eval (trainer/calibration.py), as recorded."""
+    logits_model = deep_emotion_model.logits_model(model)
+    logits, labels = [], []
+    for images, batch_labels in eval_ds.batch(hparams.eval_batch_size):
+        logits.append(logits_model(images, training=False).numpy())
+        labels.append(batch_labels.numpy())
+    if not logits:
+        log("calibration: the eval split is empty, temperature 1 and no abstention threshold")
+        return {"temperature": 1.0, "eval_examples": 0}
+    result = calibration.summary(np.concatenate(logits), np.concatenate(labels), hparams.abstain_precision)
+    log(f"calibration on {result['eval_examples']} eval faces: temperature {result['temperature']:.3f}, "
+        f"ECE {result['ece_before']:.4f} -> {result['ece_after']:.4f}, NLL {result['nll_before']:.4f} -> "
+        f"{result['nll_after']:.4f}")
+    abstention = result.get("abstention")
+    if abstention:
+        log(f"abstention: answers below {abstention['threshold']:.3f} confidence are flagged uncertain; the rest "
+            f"({abstention['coverage']:.1%} of eval) are {abstention['precision']:.1%} right"
+            + ("" if abstention["reached"] else f", short of the {abstention['target_precision']:.0%} target"))
+    return result
 
 
 def _strategy() -> tf.distribute.Strategy:
@@ -52,15 +77,23 @@ def run_fn(fn_args) -> None:
     logging.info("Deep-Emotion %s layout, hyperparameters %s", layout, json.dumps(hparams.to_dict()))
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    train_ds = transformed_dataset(fn_args.train_files, tf_transform_output)
-    eval_ds = transformed_dataset(fn_args.eval_files, tf_transform_output)
+    target = dc.LABEL_SHARES if hparams.soft_labels else dc.LABEL
+    train_ds = transformed_dataset(fn_args.train_files, tf_transform_output, target)
+    eval_ds = transformed_dataset(fn_args.eval_files, tf_transform_output, target)
 
     with _strategy().scope():
         model = deep_emotion_model.build_model(layout, seed=hparams.seed)
     tensorboard = tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
     history = train(model, train_ds, eval_ds, hparams, callbacks=[tensorboard], log=logging.info)
 
-    tflite_file = export.ServingModule(model, tf_transform_output).save(fn_args.serving_model_dir)
-    export.write_history(fn_args.model_run_dir, layout, hparams.to_dict(), history.history)
+    eval_labelled = transformed_dataset(fn_args.eval_files, tf_transform_output)  # calibrated on the hard label
+    calibrated = calibrate(model, eval_labelled, hparams) if hparams.calibrate else {"temperature": 1.0}
+    abstention = calibrated.get("abstention") or {}
+    serving = {"temperature": calibrated["temperature"], "uncertain_below": abstention.get("threshold", 0.0),
+               "tta": hparams.tta}
+    tflite_file = export.ServingModule(model, tf_transform_output, **serving).save(fn_args.serving_model_dir)
+    training_record.write(fn_args.model_run_dir, layout, hparams.to_dict(), history.history,
+                          calibration=calibrated, serving=serving, training={"attempts": history.attempts},
+                          model={"trainable_parameters": deep_emotion_model.trainable_parameters(model)})
     logging.info("Serving model written to %s (TFLite copy: %s); TensorBoard logs in %s",
                  fn_args.serving_model_dir, tflite_file, fn_args.model_run_dir)

@@ -1,9 +1,20 @@
 """Training entry the pipeline's run_fn calls: `train(model, train_ds, eval_ds, hparams)`.
 
-Adam on sparse categorical cross-entropy with the paper's defaults (lr 0.005, batch 32, 500
-epochs), early stopping on the eval loss with the best weights restored, optional class
-weights and light augmentation (small shifts, rotations, mirror images: the spatial
-transformer should learn to undo them).
+Adam on cross-entropy (hard labels, or FER+ vote shares), early stopping on the eval loss with the
+best weights restored, class weights, augmentation (small shifts, rotations, mirror images: the
+spatial transformer should learn to undo them; optionally random resized crops and erasing), a
+learning-rate schedule, and two guards that end a hopeless run early:
+
+- Collapse. Adam's first steps move every weight by about the learning rate; the localisation
+  head starts at zero, so theta can leave the image within tens of steps. The sampler then reads
+  only padding, theta's gradient is exactly zero and the classifier sees a constant input: every
+  face gets the majority class, for good. CollapseGuard recognises that state (one class for
+  nearly every face AND outputs that no longer depend on the input, or theta far outside the
+  image) in the first epochs and the run restarts from a new initialisation at half the learning
+  rate; after `collapse_restarts` restarts it fails with TrainingCollapsed. (Measured in
+  bench/recipe.py; a one-class histogram alone also fires on healthy slow starters.)
+- Chance level. If the eval accuracy has not risen above the majority class's share after
+  `chance_patience` epochs, the run fails with TrainingDidNotLearn instead of training for hours.
 """
 import dataclasses
 import math
@@ -15,23 +26,50 @@ import tensorflow as tf
 import tf_keras
 
 from contract.data import IMAGE_SIZE
+from trainer.model import LOGITS, THETA
 from trainer.stn import fast_warp
+
+
+CLASS_WEIGHTS = (None, "balanced", "sqrt_balanced")
+LR_SCHEDULES = ("constant", "warmup_cosine")
+
+
+class TrainingCollapsed(RuntimeError):
+    """Every attempt ended in the absorbing one-class state (see the module docstring)."""
+
+
+class TrainingDidNotLearn(RuntimeError):
+    """The eval accuracy stayed at chance level for `chance_patience` epochs."""
 
 
 @dataclasses.dataclass
 class HParams:
-    """Training settings; `from_dict`/`to_dict` carry them through the pipeline as JSON."""
+    """Training settings; `from_dict`/`to_dict` carry them through the pipeline as JSON. The
+    defaults are the paper's published setting; pipeline/configs.py's profiles override them."""
 
-    learning_rate: float = 0.005
+    learning_rate: float = 0.005           # peak learning rate under warmup_cosine
     batch_size: int = 32
     epochs: int = 500
     early_stopping_patience: int = 50      # epochs without a better eval loss before stopping
-    class_weights: object = None           # None | "balanced" | {class id: weight}
+    class_weights: object = None           # None | "balanced" | "sqrt_balanced" | {class id: weight}
+    lr_schedule: str = "constant"          # or "warmup_cosine": linear warm-up, then cosine decay to 0
+    warmup_epochs: float = 1.0             # warmup_cosine: warm-up length, capped at warmup_max_steps
+    warmup_max_steps: int = 500
     augment: bool = True
     max_shift_pixels: float = 3.0          # uniform in [-max, max], each axis
     max_rotation_degrees: float = 10.0     # uniform in [-max, max]
     horizontal_flip: bool = True           # mirror half of the images
+    random_crop_min_area: float = 1.0      # < 1: random resized crops keeping at least this share of the face
+    random_erasing: float = 0.0            # probability of erasing one random box of each face
+    soft_labels: bool = False              # train on the emotion_votes distribution (FER+), not the hard label
     seed: int = 0
+    collapse_restarts: int = 2             # restarts after a collapse (0: fail at the first)
+    collapse_check_epochs: int = 3         # the first epochs at whose end CollapseGuard looks
+    chance_patience: int = 8               # epochs allowed at chance level (0: no check)
+    calibrate: bool = True                 # fit a temperature on eval; the export applies it
+    abstain_precision: object = 0.9        # answers below the confidence reaching this eval precision are
+                                           # flagged uncertain; None: never flag
+    tta: str = "none"                      # "flip": the served model averages face and mirror image
     shuffle_buffer: int = 30_000           # FER2013's whole training split fits
     cache: bool = True                     # keep the (unbatched) examples in memory after epoch 1
     jit_compile: bool = False              # XLA: a train step ran ~7x slower on these CPUs; try on GPU
@@ -47,8 +85,10 @@ class HParams:
         weights = values.get("class_weights")
         if isinstance(weights, dict):  # JSON object keys are strings
             values["class_weights"] = {int(k): float(v) for k, v in weights.items()}
-        elif weights not in (None, "balanced"):
-            raise ValueError(f"HParams: class_weights must be None, 'balanced' or a dict, got {weights!r}")
+        elif weights not in CLASS_WEIGHTS:
+            raise ValueError(f"HParams: class_weights must be one of {CLASS_WEIGHTS} or a dict, got {weights!r}")
+        if values.get("lr_schedule", "constant") not in LR_SCHEDULES:
+            raise ValueError(f"HParams: lr_schedule must be one of {LR_SCHEDULES}, got {values['lr_schedule']!r}")
         return cls(**values)
 
     def to_dict(self):
@@ -73,18 +113,63 @@ def random_affine_thetas(batch_size, seed, hparams):
     return tf.stack([cos * flip, -sin, shift[:, 0], sin * flip, cos, shift[:, 1]], axis=1)
 
 
+def random_resized_crops(images, seed, min_area):
+    """Each face cropped to a random box of at least min_area of it (aspect 3:4 to 4:3) and resized
+    back to 48x48 (batched, stateless in `seed`)."""
+    batch = tf.shape(images)[0]
+    area_seed, ratio_seed, place_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    area = tf.random.stateless_uniform([batch], area_seed, min_area, 1.0)
+    ratio = tf.exp(tf.random.stateless_uniform([batch], ratio_seed, math.log(3 / 4), math.log(4 / 3)))
+    height, width = tf.minimum(tf.sqrt(area / ratio), 1.0), tf.minimum(tf.sqrt(area * ratio), 1.0)
+    corner = tf.random.stateless_uniform([batch, 2], place_seed)
+    top, left = corner[:, 0] * (1 - height), corner[:, 1] * (1 - width)
+    boxes = tf.stack([top, left, top + height, left + width], axis=1)
+    cropped = tf.image.crop_and_resize(images, boxes, tf.range(batch), images.shape[1:3])
+    return tf.ensure_shape(cropped, [None, *images.shape[1:]])  # the spatial transformer needs static H, W
+
+
+def random_erasing(images, seed, probability, area=(0.02, 0.2)):
+    """With `probability`, one random box of each face (2-20% of it) filled with one random level."""
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    area_seed, ratio_seed, place_seed, apply_seed, value_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 5))
+    box_area = tf.random.stateless_uniform([batch], area_seed, *area)
+    ratio = tf.exp(tf.random.stateless_uniform([batch], ratio_seed, math.log(0.3), math.log(3.3)))
+    box_h, box_w = tf.minimum(tf.sqrt(box_area * ratio), 1.0), tf.minimum(tf.sqrt(box_area / ratio), 1.0)
+    corner = tf.random.stateless_uniform([batch, 2], place_seed)
+    top, left = corner[:, 0] * (1 - box_h), corner[:, 1] * (1 - box_w)
+    rows = (tf.cast(tf.range(height), tf.float32) + 0.5) / tf.cast(height, tf.float32)
+    columns = (tf.cast(tf.range(width), tf.float32) + 0.5) / tf.cast(width, tf.float32)
+    in_rows = (rows[None] >= top[:, None]) & (rows[None] < (top + box_h)[:, None])
+    in_columns = (columns[None] >= left[:, None]) & (columns[None] < (left + box_w)[:, None])
+    erase = tf.random.stateless_uniform([batch], apply_seed) < probability
+    mask = in_rows[:, :, None] & in_columns[:, None, :] & erase[:, None, None]
+    return tf.where(mask[..., None], tf.random.stateless_normal([batch, 1, 1, 1], value_seed, dtype=images.dtype),
+                    images)
+
+
 def _check_examples(dataset, name):
-    """The dataset as (float32 image, int64 label) pairs, or an error that shows what it holds."""
+    """The dataset as (float32 image, target) pairs, or an error that shows what it holds. The target
+    is an int64 class id, or float32 [classes] label shares (FER+ votes) for soft-label training."""
     spec = dataset.element_spec
     image_spec, label_spec = spec if isinstance(spec, tuple) and len(spec) == 2 else (None, None)
+    hard = label_spec is not None and label_spec.dtype.is_integer and label_spec.shape.rank == 0
+    soft = label_spec is not None and label_spec.dtype.is_floating and label_spec.shape.rank == 1
     if image_spec is None or image_spec.shape.as_list() != [IMAGE_SIZE, IMAGE_SIZE, 1] \
-            or not image_spec.dtype.is_floating or not label_spec.dtype.is_integer or label_spec.shape.rank != 0:
+            or not image_spec.dtype.is_floating or not (hard or soft):
         raise ValueError(
-            f"train(): {name} must hold unbatched (image float32 [{IMAGE_SIZE}, {IMAGE_SIZE}, 1], integer label) "
-            f"pairs; got {spec}")
-    if (image_spec.dtype, label_spec.dtype) == (tf.float32, tf.int64):
+            f"train(): {name} must hold unbatched (image float32 [{IMAGE_SIZE}, {IMAGE_SIZE}, 1], integer label "
+            f"or float label shares [classes]) pairs; got {spec}")
+    target_dtype = tf.int64 if hard else tf.float32
+    if (image_spec.dtype, label_spec.dtype) == (tf.float32, target_dtype):
         return dataset
-    return dataset.map(lambda image, label: (tf.cast(image, tf.float32), tf.cast(label, tf.int64)))
+    return dataset.map(lambda image, label: (tf.cast(image, tf.float32), tf.cast(label, target_dtype)))
+
+
+def _class_ids(dataset):
+    """The hard class id of each (image, target) element: the label, or the largest vote share."""
+    return dataset.map(lambda image, target: target if target.shape.rank == 0 else tf.argmax(target))
 
 
 def without_autotune(dataset):
@@ -106,19 +191,69 @@ def training_batches(train_ds, hparams):
         seeds = tf.data.Dataset.random(seed=hparams.seed, rerandomize_each_iteration=True).batch(2)
 
         def augment(batch, seed):
-            (images, labels) = batch
-            return fast_warp(images, random_affine_thetas(tf.shape(images)[0], seed, hparams)), labels
+            images, labels = batch
+            warp_seed, crop_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+            images = fast_warp(images, random_affine_thetas(tf.shape(images)[0], warp_seed, hparams))
+            if hparams.random_crop_min_area < 1.0:
+                images = random_resized_crops(images, crop_seed, hparams.random_crop_min_area)
+            if hparams.random_erasing > 0.0:
+                images = random_erasing(images, erase_seed, hparams.random_erasing)
+            return images, labels
 
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(augment, num_parallel_calls=os.cpu_count() or 2)
     return without_autotune(dataset.prefetch(2))
 
 
+def class_counts(dataset, num_classes):
+    """Examples per class (int64 [num_classes]) of an (image, target) dataset: one pass over it."""
+    ids = _class_ids(_check_examples(dataset, "dataset"))
+    return ids.reduce(tf.zeros([num_classes], tf.int64),
+                      lambda total, label: total + tf.one_hot(label, num_classes, dtype=tf.int64)).numpy()
+
+
+def class_weights_from_counts(counts, kind):
+    """"balanced": n / (classes * count_c), as scikit-learn's; "sqrt_balanced": its square root
+    (rare classes count more, without the accuracy cost of full balancing); absent classes get 1."""
+    total, classes = counts.sum(), len(counts)
+    weights = {c: float(total / (classes * n)) if n else 1.0 for c, n in enumerate(counts)}
+    if kind == "sqrt_balanced":
+        weights = {c: math.sqrt(w) for c, w in weights.items()}
+    return weights
+
+
 def balanced_class_weights(train_ds, num_classes):
     """n / (num_classes * count_c), as scikit-learn's "balanced"; absent classes get 1."""
-    labels = _check_examples(train_ds, "train_ds").map(lambda image, label: label)
-    counts = labels.reduce(tf.zeros([num_classes], tf.int64),
-                           lambda total, label: total + tf.one_hot(label, num_classes, dtype=tf.int64)).numpy()
-    return {c: float(counts.sum() / (num_classes * n)) if n else 1.0 for c, n in enumerate(counts)}
+    return class_weights_from_counts(class_counts(train_ds, num_classes), "balanced")
+
+
+class WarmupCosine(tf_keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to `peak` over `warmup_steps`, then cosine decay to 0 at `total_steps`.
+
+    The warm-up keeps Adam's first, sign-like steps small while the localisation head leaves the
+    identity (module docstring); the decay lets the last epochs settle.
+    """
+
+    def __init__(self, peak, warmup_steps, total_steps):
+        self.peak, self.warmup_steps, self.total_steps = float(peak), int(warmup_steps), int(total_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32) + 1.0
+        warm = float(max(self.warmup_steps, 1))
+        progress = tf.clip_by_value((step - warm) / float(max(self.total_steps - self.warmup_steps, 1)), 0.0, 1.0)
+        cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))
+        return self.peak * tf.where(step <= warm, step / warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def learning_rate(hparams, steps_per_epoch, peak=None):
+    """The optimiser's learning rate: a float, or the warm-up + cosine schedule."""
+    peak = hparams.learning_rate if peak is None else peak
+    if hparams.lr_schedule == "constant":
+        return peak
+    warmup = min(int(round(hparams.warmup_epochs * steps_per_epoch)), hparams.warmup_max_steps)
+    return WarmupCosine(peak, warmup, steps_per_epoch * hparams.epochs)
 
 
 class EpochLog(tf_keras.callbacks.Callback):
@@ -142,50 +277,146 @@ class EpochLog(tf_keras.callbacks.Callback):
                  + ("  (best)" if best else ""))
 
 
-def compile_for_training(model, hparams):
-    """Adam and sparse categorical cross-entropy on the probabilities, with an accuracy metric.
+class CollapseGuard(tf_keras.callbacks.Callback):
+    """Stops training when the model is in the absorbing one-class state (module docstring).
 
-    Under a mixed-precision model tf_keras wraps Adam in its dynamic LossScaleOptimizer.
+    At the end of each of the first `epochs` epochs it runs the model on a fixed sample: collapsed
+    when more than `max_share` of the sample gets one class AND the logits no longer depend on the
+    input (mean std across the sample below `min_spread`) or theta has left the image
+    (max |theta| above `max_theta`; the identity is 1).
     """
-    model.compile(
-        optimizer=tf_keras.optimizers.Adam(hparams.learning_rate),
-        loss=tf_keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=hparams.jit_compile)
+
+    def __init__(self, images, epochs=3, max_share=0.9, min_spread=0.05, max_theta=3.0):
+        super().__init__()
+        self.images, self.epochs = images, epochs
+        self.max_share, self.min_spread, self.max_theta = max_share, min_spread, max_theta
+        self.collapsed, self.finding = False, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.epochs or self.collapsed:
+            return
+        tap = tf_keras.Model(self.model.input, [self.model.get_layer(LOGITS).output, self.model.get_layer(THETA).output])
+        logits, theta = (np.asarray(t, np.float64) for t in tap.predict(self.images, batch_size=512, verbose=0))
+        share = np.bincount(logits.argmax(axis=1)).max() / len(logits)
+        spread, theta_max = float(logits.std(axis=0).mean()), float(np.abs(theta).max())
+        if share > self.max_share and (spread < self.min_spread or theta_max > self.max_theta):
+            self.collapsed, self.model.stop_training = True, True
+            self.finding = (f"after epoch {epoch + 1}, {share:.0%} of the sample gets class "
+                            f"{int(np.bincount(logits.argmax(axis=1)).argmax())}, logit spread {spread:.3f}, "
+                            f"max |theta| {theta_max:.2f}")
+
+
+class ChanceGuard(tf_keras.callbacks.Callback):
+    """Stops training when `monitor` (an accuracy) has not exceeded `chance` + `margin` by epoch `patience`."""
+
+    def __init__(self, monitor, chance, patience, margin=0.02):
+        super().__init__()
+        self.monitor, self.chance, self.patience, self.margin = monitor, chance, patience, margin
+        self.best, self.failed = 0.0, False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.best = max(self.best, (logs or {}).get(self.monitor, 0.0))
+        if self.patience and epoch + 1 >= self.patience and self.best <= self.chance + self.margin:
+            self.failed, self.model.stop_training = True, True
+
+
+def compile_for_training(model, hparams, learning_rate_value=None):
+    """Adam and cross-entropy on the probabilities (sparse for class ids, dense for FER+ vote
+    shares), with an accuracy metric. Under a mixed-precision model tf_keras wraps Adam in its
+    dynamic LossScaleOptimizer."""
+    rate = hparams.learning_rate if learning_rate_value is None else learning_rate_value
+    if hparams.soft_labels:
+        loss = tf_keras.losses.CategoricalCrossentropy()
+        accuracy = tf_keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = tf_keras.losses.SparseCategoricalCrossentropy()
+        accuracy = tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=tf_keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy],
+                  jit_compile=hparams.jit_compile)
+
+
+def reinitialise(model, seed):
+    """Fresh draws from every initialiser of the model, in place (same object, same strategy)."""
+    tf_keras.utils.set_random_seed(seed)
+    with model.distribute_strategy.scope():
+        model.set_weights(tf_keras.models.clone_model(model).get_weights())
+
+
+def _sample(dataset, n=1024):
+    images = [image for image, _ in dataset.take(n).batch(n)]
+    return images[0].numpy() if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
 
 
 def train(model, train_ds, eval_ds=None, hparams=None, callbacks=(), log=print):
     """Compile and fit `model`; returns the Keras History and leaves the best weights in the model.
 
-    train_ds, eval_ds: tf.data.Datasets of unbatched (image [48, 48, 1] float32, label int64)
-        pairs, already normalised; train() batches, shuffles, augments and prefetches. Without
-        eval_ds, early stopping watches the training loss.
+    train_ds, eval_ds: tf.data.Datasets of unbatched (image [48, 48, 1] float32, label int64) pairs
+        (or float label shares with soft_labels), already normalised; train() batches, shuffles,
+        augments and prefetches. Without eval_ds, early stopping watches the training loss.
     callbacks: extra Keras callbacks (the run_fn adds TensorBoard).
     log: where the per-epoch line goes.
+    The History carries `attempts`: one entry per initialisation tried (seed, learning rate,
+    epochs, and what the collapse guard found), the list the Trainer records.
+    Raises TrainingCollapsed or TrainingDidNotLearn, saying what was seen and what to try.
     """
     hparams = hparams or HParams()
-    tf_keras.utils.set_random_seed(hparams.seed)  # dropout and anything else Keras draws
     num_classes = model.output_shape[-1]
+    train_ds = _check_examples(train_ds, "train_ds")
+    counts = class_counts(train_ds, num_classes)
+    if not counts.sum():
+        raise ValueError("train(): train_ds is empty")
     class_weight = hparams.class_weights
-    if class_weight == "balanced":
-        class_weight = balanced_class_weights(train_ds, num_classes)
-        log(f"class weights (balanced): { {c: round(w, 3) for c, w in class_weight.items()} }")
+    if class_weight in ("balanced", "sqrt_balanced"):
+        class_weight = class_weights_from_counts(counts, class_weight)
+        log(f"class weights ({hparams.class_weights}): { {c: round(w, 3) for c, w in class_weight.items()} }")
     elif class_weight is not None:
         class_weight = {c: float(class_weight.get(c, 1.0)) for c in range(num_classes)}
 
-    validation = None
+    validation, chance, monitor_accuracy = None, counts.max() / counts.sum(), "accuracy"
     if eval_ds is not None:
-        validation = without_autotune(
-            _check_examples(eval_ds, "eval_ds").batch(hparams.eval_batch_size).cache().prefetch(2))
+        eval_ds = _check_examples(eval_ds, "eval_ds")
+        validation = without_autotune(eval_ds.batch(hparams.eval_batch_size).cache().prefetch(2))
+        eval_counts = class_counts(eval_ds, num_classes)
+        if eval_counts.sum():  # always predicting the train split's majority class would score this
+            chance, monitor_accuracy = eval_counts[counts.argmax()] / eval_counts.sum(), "val_accuracy"
     monitor = "val_loss" if validation is not None else "loss"
+    probe = _sample(eval_ds if eval_ds is not None else train_ds)
+    steps_per_epoch = int(math.ceil(counts.sum() / hparams.batch_size))
 
-    compile_for_training(model, hparams)
-    early_stopping = tf_keras.callbacks.EarlyStopping(
-        monitor=monitor, patience=hparams.early_stopping_patience, restore_best_weights=True)
-    history = model.fit(
-        training_batches(train_ds, hparams), validation_data=validation, epochs=hparams.epochs,
-        class_weight=class_weight, verbose=0,
-        callbacks=[early_stopping, EpochLog(hparams.epochs, monitor, log), *callbacks])
-    best = int(np.argmin(history.history[monitor]))
-    log(f"best epoch {best + 1}: {monitor} {history.history[monitor][best]:.4f}; weights restored")
-    return history
+    attempts, peak = [], hparams.learning_rate
+    for attempt in range(hparams.collapse_restarts + 1):
+        seed = hparams.seed + 1000 * attempt
+        if attempt:
+            reinitialise(model, seed)
+        tf_keras.utils.set_random_seed(seed)  # dropout and anything else Keras draws
+        compile_for_training(model, hparams, learning_rate(hparams, steps_per_epoch, peak))
+        guard = CollapseGuard(probe, hparams.collapse_check_epochs)
+        chance_guard = ChanceGuard(monitor_accuracy, chance, hparams.chance_patience)
+        early_stopping = tf_keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=hparams.early_stopping_patience, restore_best_weights=True)
+        history = model.fit(
+            training_batches(train_ds, dataclasses.replace(hparams, seed=seed)), validation_data=validation,
+            epochs=hparams.epochs, class_weight=class_weight, verbose=0,
+            # the guards last: they have the final word on stop_training
+            callbacks=[*callbacks, early_stopping, EpochLog(hparams.epochs, monitor, log), guard, chance_guard])
+        attempts.append({"seed": seed, "learning_rate": peak, "epochs": len(history.history["loss"]),
+                         "collapsed": guard.finding})
+        history.attempts = attempts
+        if guard.collapsed:
+            log(f"collapse: {guard.finding}; the model answers one class whatever the face. "
+                + (f"Restarting with seed {seed + 1000} at learning rate {peak / 2:g}."
+                   if attempt < hparams.collapse_restarts else "No restarts left."))
+            peak /= 2
+            continue
+        if chance_guard.failed:
+            raise TrainingDidNotLearn(
+                f"after {len(history.history['loss'])} epochs the best {monitor_accuracy} is {chance_guard.best:.4f}, "
+                f"no better than always answering the most common class ({chance:.4f}): the model is not learning. "
+                f"Check the labels and images (deep-emotion report), or lower the learning rate "
+                f"(DEEP_EMOTION_HPARAMS='{{\"learning_rate\": {hparams.learning_rate / 5:g}}}').")
+        best = int(np.argmin(history.history[monitor]))
+        log(f"best epoch {best + 1}: {monitor} {history.history[monitor][best]:.4f}; weights restored")
+        return history
+    raise TrainingCollapsed(
+        f"training collapsed in all {len(attempts)} attempts ({'; '.join(a['collapsed'] for a in attempts)}). "
+        f"Try a lower learning rate (now {hparams.learning_rate:g}) or hparams lr_schedule 'warmup_cosine'.")

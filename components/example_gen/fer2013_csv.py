@@ -95,6 +95,22 @@ def ferplus_majority(votes: Sequence[int]) -> Optional[str]:
     return FERPLUS_VOTES[best] if kept[best] * 2 > sum(kept) else None
 
 
+def ferplus_shares(votes: Sequence[int], emotion_id) -> Optional[np.ndarray]:
+    """The vote distribution over the seven FER2013 classes (float32 [7]), FERPlus's "probability"
+    mode: single votes dropped as outliers, then the shares of the votes for a class we keep
+    (unknown, not-a-face and unmapped contempt are no class). None when no such vote is left.
+
+    emotion_id: FER+ emotion name -> FER2013 id or None (IngestOptions.emotion_id via FERPLUS_TO_EMOTION).
+    """
+    shares = np.zeros(len(EMOTIONS), np.float32)
+    for column, count in zip(FERPLUS_VOTES, votes):
+        target = emotion_id(FERPLUS_TO_EMOTION[column]) if column in FERPLUS_TO_EMOTION else None
+        if count > 1 and target is not None:
+            shares[target] += count
+    total = shares.sum()
+    return shares / total if total else None
+
+
 class PixelCountError(ValueError):
     """Too few or too many pixel values: what a truncated line looks like."""
 
@@ -217,6 +233,7 @@ class _Batch:
     texts: List[str] = dataclasses.field(default_factory=list)
     emotions: List[int] = dataclasses.field(default_factory=list)
     splits: List[str] = dataclasses.field(default_factory=list)
+    shares: List[np.ndarray] = dataclasses.field(default_factory=list)  # FER+ rows only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +278,7 @@ class ReadCsvFile(beam.DoFn):
             batch, tally, seen = _Batch(), collections.Counter(), 0
             for row in rows:
                 seen += 1
+                shares = None
                 if ferplus_rows is None:
                     emotion, defect = self._checked_row(rows, row)
                     where = (task.path, row.line)
@@ -274,7 +292,7 @@ class ReadCsvFile(beam.DoFn):
                     emotion, defect = self._checked_row(rows, row, read_emotion=False)
                     where = (task.path, row.line)
                     if defect is None:
-                        emotion, defect = self._ferplus_emotion(ferplus, ferplus_row, tally)
+                        emotion, defect, shares = self._ferplus_emotion(ferplus, ferplus_row, tally)
                         where = (task.ferplus_path, ferplus_row.line)
                         if emotion is None and defect is None:
                             continue  # excluded by the vote, counted in tally
@@ -288,6 +306,8 @@ class ReadCsvFile(beam.DoFn):
                 batch.texts.append(row.fields[rows.columns["pixels"]])
                 batch.emotions.append(emotion)
                 batch.splits.append(split)
+                if ferplus_rows is not None:
+                    batch.shares.append(shares)
                 if len(batch.rows) >= _BATCH_ROWS:
                     yield from self._flush(task, batch, tally)
                     batch, tally = _Batch(), collections.Counter()
@@ -321,15 +341,16 @@ class ReadCsvFile(beam.DoFn):
         return split_by_content(text, self._options.split_fractions, self._options.split_seed), None
 
     def _ferplus_emotion(self, ferplus: _Rows, row: _Row, tally: collections.Counter):
-        """(emotion id, defect) from a FER+ row; (None, None) when the vote excludes it (counted)."""
+        """(emotion id, defect, vote shares) from a FER+ row; (None, None, None) when the vote
+        excludes it (counted)."""
         defect = ferplus.field_count_defect(row)
         if defect:
-            return None, defect
+            return None, defect, None
         votes = []
         for column in FERPLUS_VOTES:
             value = row.fields[ferplus.columns[_key(column)]].strip()
             if not (value.isascii() and value.isdigit()):
-                return None, row.note + f"{column} vote count {value[:20]!r} is not a whole number"
+                return None, row.note + f"{column} vote count {value[:20]!r} is not a whole number", None
             votes.append(int(value))
         winner = ferplus_majority(votes)
         if winner is None:
@@ -341,10 +362,10 @@ class ReadCsvFile(beam.DoFn):
         else:
             emotion = self._options.emotion_id(FERPLUS_TO_EMOTION[winner])
             if emotion is not None:
-                return emotion, None
+                return emotion, None, ferplus_shares(votes, self._options.emotion_id)
             reason = f"FER+ majority: {CONTEMPT_EXCLUDED}"
         tally[("excluded", SOURCE, reason)] += 1
-        return None, None
+        return None, None, None
 
     def _flush(self, task: CsvTask, batch: _Batch, tally: collections.Counter):
         keep = list(range(len(batch.rows)))
@@ -361,8 +382,10 @@ class ReadCsvFile(beam.DoFn):
                     yield from _rejected(task.path, row.line, row.note + str(defect))
             pixels = np.stack(parsed) if parsed else None
         if keep:
+            shares = np.stack([batch.shares[i] for i in keep]) if batch.shares else None
             examples = encode_examples(pixels, [batch.emotions[i] for i in keep], SOURCE,
-                                       [f"{task.name}:{batch.rows[i].line}" for i in keep], [""] * len(keep))
+                                       [f"{task.name}:{batch.rows[i].line}" for i in keep], [""] * len(keep),
+                                       shares)
             for i, example in zip(keep, examples):
                 tally[("example", SOURCE, batch.splits[i], batch.emotions[i])] += 1
                 yield batch.splits[i], example

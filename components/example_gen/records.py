@@ -11,16 +11,18 @@ from typing import List, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
-from contract.data import IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SUBJECT
+from contract.data import IMAGE_ID, LABEL, LABEL_SHARES, NUM_CLASSES, NUM_PIXELS, PIXELS, SOURCE, SUBJECT
 
 _encoder = None
 
 
 def encode_examples(pixels: np.ndarray, emotions: Sequence[int], source: str,
-                    image_ids: Sequence[str], subjects: Sequence[str]) -> List[bytes]:
+                    image_ids: Sequence[str], subjects: Sequence[str],
+                    label_shares: Optional[np.ndarray] = None) -> List[bytes]:
     """Serialized canonical tf.Examples (docs/design.md, "The data contract") for n records of one source.
 
     pixels: [n, NUM_PIXELS] integers already checked to lie in 0..255.
+    label_shares: [n, NUM_CLASSES] label distribution (FER+ votes), or None for hard labels only.
     """
     global _encoder  # one C++ encoder per worker process
     if _encoder is None:
@@ -39,8 +41,11 @@ def encode_examples(pixels: np.ndarray, emotions: Sequence[int], source: str,
          single(np.asarray(emotions, dtype=np.int64), pa.int64()),
          single([source.encode()] * n, pa.binary()),
          single([i.encode() for i in image_ids], pa.binary()),
-         single([s.encode() for s in subjects], pa.binary())],
-        [PIXELS, LABEL, SOURCE, IMAGE_ID, SUBJECT])
+         single([s.encode() for s in subjects], pa.binary())]
+        + ([] if label_shares is None else [pa.ListArray.from_arrays(
+            pa.array(np.arange(n + 1, dtype=np.int32) * NUM_CLASSES),
+            pa.array(np.asarray(label_shares, np.float32).reshape(-1)))]),
+        [PIXELS, LABEL, SOURCE, IMAGE_ID, SUBJECT] + ([] if label_shares is None else [LABEL_SHARES]))
     return _encoder.encode(batch)
 
 

@@ -30,6 +30,7 @@ def build(plan: Plan, options: IngestOptions, tally: collections.Counter, reject
     notes = list(plan.notes) + [f"split '{s}' is empty" for s in SPLITS if not by_split[s]]
     return {
         "data_root": plan.data_root,
+        "synthetic": plan.synthetic,
         "options": options.to_dict(),
         "datasets": plan.datasets,
         "examples": {"total": sum(by_split.values()), "by_split": by_split, "by_source_split_class": classes},

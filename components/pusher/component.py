@@ -1,11 +1,33 @@
-"""Pusher with the atomic, de-duplicating executor (same spec and outputs as TFX's Pusher)."""
-from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
+"""Pusher for TF Serving directories: TFX's Pusher spec and outputs, plus an optional model card
+that ships inside each pushed version (atomic, de-duplicated: executor.py, serving_dir.py)."""
+from typing import Optional
 
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import pusher_pb2
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
+
+from components.model_card.component import ModelCard
 from components.pusher import executor
 
+MODEL_CARD_KEY = executor.MODEL_CARD_KEY
 
-class Pusher(tfx.components.Pusher):
-    """TFX Pusher whose filesystem pushes appear whole and never repeat the served model."""
 
+class PusherSpec(standard_component_specs.PusherSpec):
+    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
+              MODEL_CARD_KEY: ChannelParameter(type=ModelCard, optional=True)}
+
+
+class Pusher(base_component.BaseComponent):
+    """TFX's Pusher (same spec, same PushedModel output) whose filesystem pushes appear whole,
+    never repeat the served model, and carry the model card when one is given."""
+
+    SPEC_CLASS = PusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+                 push_destination: pusher_pb2.PushDestination, model_card: Optional[types.BaseChannel] = None):
+        super().__init__(spec=PusherSpec(
+            model=model, model_blessing=model_blessing, push_destination=push_destination, model_card=model_card,
+            pushed_model=types.Channel(type=standard_artifacts.PushedModel)))

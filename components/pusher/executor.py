@@ -17,7 +17,11 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components.model_card import card as card_lib
+from components.model_card.component import read_card
 from components.pusher import serving_dir
+
+MODEL_CARD_KEY = "model_card"  # components.pusher.component.PusherSpec
 
 
 class Executor(tfx_pusher.Executor):
@@ -37,12 +41,15 @@ class Executor(tfx_pusher.Executor):
             raise NotImplementedError(f"Only filesystem push destinations are supported, got {destination}")
         base_dir = destination.filesystem.base_directory
         model_dir = self.GetModelPath(input_dict)
-        version, pushed_new = serving_dir.push(model_dir, base_dir)
+        cards = input_dict.get(MODEL_CARD_KEY) or []
+        card = read_card(artifact_utils.get_single_uri(cards)) if cards else None
+        version, pushed_new = serving_dir.push(
+            model_dir, base_dir, extra_files=(lambda v: card_lib.for_version(card, v, base_dir)) if card else None)
         serving_path = os.path.join(base_dir, version)
         if pushed_new:
             logging.info("Model pushed to %s", serving_path)
         else:
             logging.info("Blessed model is identical to the served version %s: no new version.", version)
-        io_utils.copy_dir(model_dir, model_push.uri)
+        io_utils.copy_dir(os.path.join(base_dir, version), model_push.uri)  # what is served, card included
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
         model_push.set_int_custom_property("new_version", int(pushed_new))

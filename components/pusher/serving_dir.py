@@ -11,7 +11,7 @@ complete only once it holds saved_model.pb.
 import hashlib
 import os
 import time
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
@@ -22,11 +22,15 @@ SAVED_MODEL_FILE = "saved_model.pb"
 _PUSH_ATTEMPTS = 20
 
 
-def saved_model_digest(model_dir: str) -> str:
-    """sha256 over every file's relative path and content: equal digests, identical models."""
+def saved_model_digest(model_dir: str, ignore: Iterable[str] = ()) -> str:
+    """sha256 over every file's relative path and content: equal digests, identical models.
+    ignore: top-level file names left out (a model card describes a model, it is not part of it)."""
     digest = hashlib.sha256()
+    ignore = set(ignore)
     for root, _, files in sorted(fileio.walk(model_dir)):
         for name in sorted(files):
+            if root.rstrip("/") == model_dir.rstrip("/") and name in ignore:
+                continue
             path = os.path.join(root, name)
             digest.update(os.path.relpath(path, model_dir).encode())
             with fileio.open(path, "rb") as f:
@@ -59,24 +63,29 @@ def resolve_model_dir(path: str) -> str:
     return os.path.join(path, str(version))
 
 
-def push(model_dir: str, base_dir: str, now: Optional[int] = None) -> Tuple[str, bool]:
+def push(model_dir: str, base_dir: str, now: Optional[int] = None,
+         extra_files: Optional[Callable[[str], Dict[str, bytes]]] = None) -> Tuple[str, bool]:
     """Publishes model_dir as a new version under base_dir unless the newest version is identical.
 
     Returns (version, pushed_new). Versions are unix seconds, kept strictly increasing so that TF
     Serving always serves the latest push even when two pushes fall within one second; a push that
     loses a race for a version number to a concurrent one takes the next number. Staging left by a
-    killed push is removed first.
+    killed push is removed first. extra_files(version) -> {name: bytes}: files written into the
+    version beside the model (its model card); they do not count when comparing models.
     """
-    digest = saved_model_digest(model_dir)
+    extra_names = set(extra_files("0")) if extra_files else set()
+    digest = saved_model_digest(model_dir, extra_names)
     for _ in range(_PUSH_ATTEMPTS):
         existing = versions(base_dir)
         newest = newest_complete_version(base_dir)
-        if newest is not None and saved_model_digest(os.path.join(base_dir, str(newest))) == digest:
+        if newest is not None and saved_model_digest(os.path.join(base_dir, str(newest)), extra_names) == digest:
             return str(newest), False
         version = str(max(int(now if now is not None else time.time()), existing[-1] + 1 if existing else 0))
         final = os.path.join(base_dir, version)
+        extras = extra_files(version) if extra_files else {}
         if "://" in base_dir:
             io_utils.copy_dir(model_dir, final, deny_regex_patterns=[r"saved_model\.pb"])
+            _write_files(final, extras)
             io_utils.copy_file(os.path.join(model_dir, SAVED_MODEL_FILE), os.path.join(final, SAVED_MODEL_FILE))
             return version, True
         os.makedirs(base_dir, exist_ok=True)
@@ -85,7 +94,14 @@ def push(model_dir: str, base_dir: str, now: Optional[int] = None) -> Tuple[str,
         try:
             with publish.staged(final, replace=False) as staging:
                 io_utils.copy_dir(model_dir, str(staging))
+                _write_files(str(staging), extras)
             return version, True
         except FileExistsError:
             continue  # a concurrent push took this number
     raise RuntimeError(f"could not claim a new version under {base_dir} in {_PUSH_ATTEMPTS} attempts")
+
+
+def _write_files(folder: str, contents: Dict[str, bytes]) -> None:
+    for name, content in contents.items():
+        with fileio.open(os.path.join(folder, name), "wb") as f:
+            f.write(content)

@@ -64,4 +64,5 @@ def generate(out_dir, n: int = 3_000, seed: int = 0, formats=DEFAULT_FORMATS,
         datasets["jaffe"] = writers.write_jaffe(out_dir, seed, progress)
     if "ferg" in formats:
         datasets["ferg"] = writers.write_ferg(out_dir, sizes["ferg_per_class"], seed, progress)
+    writers.write_synthetic_marker(out_dir, n, seed, formats)
     return {"out_dir": str(out_dir), "n": n, "seed": seed, "datasets": datasets}

@@ -2,8 +2,8 @@
 
 Ingestion then reads the demo data exactly as it reads a user's FER2013 CSV or CK+/JAFFE/FERG
 folders, so the demo exercises the real code paths. Each dataset is written under a hidden
-temporary name and renamed into place when complete: a crash leaves the previous dataset (or
-nothing), never half a dataset.
+temporary name and renamed into place when complete (contract.publish): a crash leaves the previous
+dataset (or nothing), never half a dataset.
 
 Every writer returns a summary of what it wrote: counts per class in the dataset's own label
 names (CK+ "contempt" included), per split where the format has splits.
@@ -11,8 +11,6 @@ names (CK+ "contempt" included), per split where the format has splits.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Optional
@@ -20,8 +18,9 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
+from contract import publish
 from contract.data import (CKPLUS_FOLDERS, EMOTIONS, FERG_EXPRESSIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES,
-                                         JAFFE_CODES)
+                           JAFFE_CODES, SYNTHETIC_MARKER)
 from deep_emotion.demo_data.faces import CONTEMPT, render_faces
 
 # progress(dataset, done, total): called as a long write advances.
@@ -89,7 +88,7 @@ def write_fer2013(out_dir, n: int, seed, variants=("fer2013",), progress: Progre
              "kaggle": [KAGGLE_TRAIN_FILE, KAGGLE_TEST_FILE], "ferplus": [FERPLUS_FILE]}
     files = [name for variant in variants for name in names[variant]]
     with contextlib.ExitStack() as stack:
-        tmp = {name: stack.enter_context(_atomic(out_dir / name)) for name in files}
+        tmp = {name: stack.enter_context(publish.staged(out_dir / name)) for name in files}
         out = {name: stack.enter_context(open(path, "w", encoding="ascii", newline=""))
                for name, path in tmp.items()}
         headers = {FER2013_FILE: "emotion,pixels,Usage", ICML_FILE: "emotion, Usage, pixels",
@@ -200,7 +199,7 @@ def write_ckplus(out_dir, sequences: int, seed, progress: Progress = None) -> di
                          subject_ids=np.array([_SUBJECT_BASE["ckplus"] + s for _, s, _ in frames]),
                          nuisance=_LAB_NUISANCE)
     root = Path(out_dir) / CKPLUS_DIR
-    with _atomic(root) as tmp:
+    with publish.staged(root) as tmp:
         for folder in folders:
             (tmp / folder).mkdir(parents=True)
         for i, (face, (folder, _, name)) in enumerate(zip(faces, frames)):
@@ -244,7 +243,7 @@ def write_jaffe(out_dir, seed, progress: Progress = None) -> dict:
                          subject_ids=np.array([_SUBJECT_BASE["jaffe"] + p for p, _, _ in images]),
                          nuisance=_LAB_NUISANCE)
     root = Path(out_dir) / JAFFE_DIR
-    with _atomic(root) as tmp:
+    with publish.staged(root) as tmp:
         tmp.mkdir(parents=True)
         for face, (_, _, name) in zip(faces, images):
             Image.fromarray(face, mode="L").save(tmp / name, format="TIFF")
@@ -279,7 +278,7 @@ def write_ferg(out_dir, per_class: int, seed, progress: Progress = None) -> dict
     labels = np.array([EMOTIONS.index(FERG_EXPRESSIONS[e]) for _, e, _ in images])
     subject_ids = np.array([_SUBJECT_BASE["ferg"] + c for c, _, _ in images])
     root = Path(out_dir) / FERG_DIR
-    with _atomic(root) as tmp:
+    with publish.staged(root) as tmp:
         for start in range(0, len(images), _BLOCK // 4):
             block = slice(start, start + _BLOCK // 4)
             faces = render_faces(labels[block], seed=[*_seed_words(seed), _STREAMS["ferg"], 1, start],
@@ -331,31 +330,11 @@ def _count(names, vocabulary) -> dict:
     return {name: counts.get(name, 0) for name in vocabulary}
 
 
-@contextlib.contextmanager
-def _atomic(final: Path):
-    """Yield a temporary path beside `final`; on success move it into place (replacing an old
-    file or folder), on failure remove it. Renames within one folder are atomic on POSIX."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.partial")
-    old = final.with_name(f".{final.name}.old")
-    for leftover in (tmp, old):  # from an earlier crash
-        _remove(leftover)
-    try:
-        yield tmp
-    except BaseException:
-        _remove(tmp)
-        raise
-    if final.is_dir() and not final.is_symlink():
-        os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+def write_synthetic_marker(out_dir, n: int, seed: int, formats) -> str:
+    """The file that tells ingestion (and so every model card) that these faces are synthetic."""
+    path = Path(out_dir) / SYNTHETIC_MARKER
+    with publish.staged(path) as tmp:
+        tmp.write_text(f"Synthetic faces written by `deep-emotion demo-data --n {n} --seed {seed} --formats "
+                       f"{','.join(formats)}`: drawn, not photographed; no real person is in this data root.\n",
+                       encoding="ascii")
+    return str(path)

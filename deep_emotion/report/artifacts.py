@@ -22,9 +22,10 @@ MODEL_RUN = ("Trainer", "model_run")
 EVALUATION = ("Evaluator", "evaluation")
 BLESSING = ("Evaluator", "blessing")
 PUSHED_MODEL = ("Pusher", "pushed_model")
+MODEL_CARD = ("ModelCardGenerator", "model_card")
 _ALL = {"examples": EXAMPLES, "statistics": STATISTICS, "schema": CURATED_SCHEMA, "anomalies": ANOMALIES,
         "model": MODEL, "model_run": MODEL_RUN, "evaluation": EVALUATION, "blessing": BLESSING,
-        "pushed_model": PUSHED_MODEL}
+        "pushed_model": PUSHED_MODEL, "model_card": MODEL_CARD}
 
 
 @dataclass
@@ -126,12 +127,13 @@ def _complete_marker(node_id: str, key: str) -> str:
     """A file (glob) that exists only once the artifact is fully written."""
     from tfx.utils import path_utils
 
-    from trainer import export
+    from contract import training_record
 
     return {
         STATISTICS: "Split-train/FeatureStats.pb", ANOMALIES: "Split-train/SchemaDiff.pb",
         CURATED_SCHEMA: "schema.pbtxt", MODEL: os.path.join(path_utils.serving_model_dir(""), "saved_model.pb"),
-        MODEL_RUN: export.HISTORY_FILE, EVALUATION: "metrics*", BLESSING: "*BLESSED", EXAMPLES: "Split-train",
+        MODEL_RUN: training_record.HISTORY_FILE, EVALUATION: "metrics*", BLESSING: "*BLESSED", EXAMPLES: "Split-train",
+        MODEL_CARD: "model_card.json",
     }.get((node_id, key), "*")
 
 

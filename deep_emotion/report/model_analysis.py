@@ -7,112 +7,15 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
+from components.evaluator_output import (OVERALL, Evaluation, by_slice, load_evaluation,  # noqa: F401
+                                         slice_order, top_prediction_scores)
 from contract import data as dc
 from deep_emotion.report import examples as examples_lib
 from deep_emotion.report import plots
 from deep_emotion.report.artifacts import RunArtifacts
-from deep_emotion.report.render import Plot, Section, Table, Text
+from deep_emotion.report.render import Markdown, Plot, Section, Table, Text
 
-OVERALL = "Overall"
 EVAL_SPLIT = "eval"  # the split the pipeline's Evaluator evaluates (pipeline.py: example_splits)
-ACCURACY, EXAMPLE_COUNT = "sparse_categorical_accuracy", "example_count"
-
-
-def slice_name(slice_key) -> str:
-    """TFMA's SliceKey as "Overall" or "source=ckplus"."""
-    parts = []
-    for key in slice_key.single_slice_keys:
-        kind = key.WhichOneof("kind")
-        value = getattr(key, kind)
-        parts.append(f"{key.column}={value.decode() if isinstance(value, bytes) else value}")
-    return ", ".join(parts) or OVERALL
-
-
-def _slice_order(name: str):
-    source = name.split("=", 1)[-1]
-    return (name != OVERALL, dc.SOURCES.index(source) if source in dc.SOURCES else len(dc.SOURCES), name)
-
-
-@dataclass
-class Evaluation:
-    metrics: pd.DataFrame           # index slice; examples, accuracy (+ baseline columns when compared)
-    precision: pd.DataFrame         # index slice, columns EMOTIONS
-    recall: pd.DataFrame            # index slice, columns EMOTIONS
-    confusion: Dict[str, pd.DataFrame]  # slice -> true class x predicted class counts
-    validation_ok: Optional[bool]
-    failures: List[str]
-
-
-def failure_reason(failure) -> str:
-    """Why a TFMA threshold failed, in words (TFMA 0.47 leaves the failure's own message empty)."""
-    value = failure.metric_value.double_value.value
-    if failure.metric_key.is_diff:
-        return f"{failure.metric_key.name} {value:+.4f} against the baseline (must not drop)"
-    if failure.metric_threshold.HasField("value_threshold"):
-        floor = failure.metric_threshold.value_threshold.lower_bound.value
-        return f"{failure.metric_key.name} {value:.4f} is below the floor {floor:.4f}"
-    return failure.message or str(failure.metric_key)
-
-
-def load_evaluation(evaluation_uri: str) -> Evaluation:
-    """The Evaluator's output read with TFMA's loaders."""
-    import tensorflow_model_analysis as tfma
-
-    metrics, precision, recall = {}, {}, {}
-    for per_slice in tfma.load_metrics(evaluation_uri):
-        name = slice_name(per_slice.slice_key)
-        row = metrics.setdefault(name, {})
-        for kv in per_slice.metric_keys_and_values:
-            if not kv.value.HasField("double_value"):
-                continue
-            key, value = kv.key, kv.value.double_value.value
-            baseline = key.model_name == "baseline"
-            if key.HasField("sub_key") and key.sub_key.HasField("class_id"):
-                if key.is_diff or baseline:
-                    continue
-                table = {"precision": precision, "recall": recall}.get(key.name)
-                if table is not None:
-                    table.setdefault(name, {})[dc.EMOTIONS[key.sub_key.class_id.value]] = value
-            elif key.name == EXAMPLE_COUNT and not baseline and not key.is_diff:
-                row["examples"] = int(value)
-            elif key.name == ACCURACY:
-                column = "accuracy change" if key.is_diff else "baseline accuracy" if baseline else "accuracy"
-                row[column] = value
-    confusion = {}
-    for per_slice in tfma.load_plots(evaluation_uri):
-        for kv in per_slice.plot_keys_and_values:
-            if kv.key.model_name == "baseline" or not kv.value.HasField("multi_class_confusion_matrix_at_thresholds"):
-                continue
-            matrices = kv.value.multi_class_confusion_matrix_at_thresholds.matrices
-            argmax = min(matrices, key=lambda m: abs(m.threshold))  # threshold 0: the top prediction
-            counts = np.zeros((dc.NUM_CLASSES, dc.NUM_CLASSES))
-            for entry in argmax.entries:
-                if 0 <= entry.predicted_class_id < dc.NUM_CLASSES:
-                    counts[entry.actual_class_id, entry.predicted_class_id] += entry.num_weighted_examples
-            frame = pd.DataFrame(counts.astype(int), index=pd.Index(dc.EMOTIONS, name="true"),
-                                 columns=pd.Index(dc.EMOTIONS, name="predicted"))
-            confusion[slice_name(per_slice.slice_key)] = frame
-    validation = tfma.load_validation_result(evaluation_uri)
-    failures = [f"{slice_name(v.slice_key)}: {failure_reason(f)}" for v in validation.metric_validations_per_slice
-                for f in v.failures]
-
-    def frame(rows, columns=None):
-        ordered = sorted(rows, key=_slice_order)
-        return pd.DataFrame([rows[n] for n in ordered], index=pd.Index(ordered, name="slice"), columns=columns)
-
-    metric_columns = [c for c in ("examples", "accuracy", "baseline accuracy", "accuracy change")
-                      if any(c in r for r in metrics.values())]
-    return Evaluation(frame(metrics, metric_columns), frame(precision, list(dc.EMOTIONS)),
-                      frame(recall, list(dc.EMOTIONS)), confusion, validation.validation_ok, failures)
-
-
-def top_prediction_scores(confusion: pd.DataFrame) -> pd.DataFrame:
-    """Precision and recall of each class when the top prediction counts (from a confusion matrix)."""
-    hits = pd.Series(np.diag(confusion.values), index=confusion.index)
-    predicted, actual = confusion.sum(axis=0).values, confusion.sum(axis=1).values
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return pd.DataFrame({"precision": np.where(predicted > 0, hits / predicted, np.nan),
-                             "recall": np.where(actual > 0, hits / actual, np.nan)}, index=confusion.index)
 
 
 def per_class_table(evaluation: Evaluation, slice: str = OVERALL) -> pd.DataFrame:
@@ -128,13 +31,6 @@ def per_class_table(evaluation: Evaluation, slice: str = OVERALL) -> pd.DataFram
     return table.rename_axis("class")  # a renamed copy: the index object is the confusion matrix's
 
 
-def by_slice(evaluation: Evaluation, score: str) -> pd.DataFrame:
-    """One top-prediction score ("precision" or "recall") per slice and class."""
-    names = sorted(evaluation.confusion, key=_slice_order)
-    return pd.DataFrame([top_prediction_scores(evaluation.confusion[n])[score] for n in names],
-                        index=pd.Index(names, name="slice"))
-
-
 # --- Predictions on the eval split -----------------------------------------------------------------
 
 @dataclass
@@ -143,6 +39,7 @@ class Predictions:
     faces: List[examples_lib.Face]
     predicted: np.ndarray       # class ids
     confidence: np.ndarray      # probability of the predicted class
+    uncertain: Optional[np.ndarray] = None  # the served `uncertain` flag (models exported before it: None)
 
     @property
     def labels(self) -> np.ndarray:
@@ -175,17 +72,20 @@ def predict(model, examples_uri: str, split: str = EVAL_SPLIT) -> Predictions:
     import tensorflow as tf
 
     serve = model.signatures["serving_default"]
-    faces, predicted, confidence = [], [], []
+    faces, predicted, confidence, uncertain = [], [], [], []
     for serialized, batch in examples_lib.read_faces(examples_uri, split):
         outputs = serve(examples=tf.constant(serialized))
         probabilities = outputs["probabilities"].numpy()
         predicted.append(outputs["class_id"].numpy())
         confidence.append(probabilities.max(axis=1))
+        if "uncertain" in outputs:
+            uncertain.append(outputs["uncertain"].numpy())
         faces += [examples_lib.Face(batch[dc.PIXELS][i], int(batch[dc.LABEL][i]), batch[dc.SOURCE][i],
                                     batch[dc.IMAGE_ID][i]) for i in range(len(serialized))]
     if not faces:
         return Predictions([], np.zeros(0, np.int64), np.zeros(0, np.float32))
-    return Predictions(faces, np.concatenate(predicted), np.concatenate(confidence))
+    return Predictions(faces, np.concatenate(predicted), np.concatenate(confidence),
+                       np.concatenate(uncertain) if uncertain else None)
 
 
 # --- Attention -------------------------------------------------------------------------------------
@@ -205,6 +105,7 @@ def attention_views(serving_model, model_run_uri: str, serving_model_dir: str, e
     (trainer/model.attention_model), checked to give serving_default's probabilities."""
     import tensorflow as tf
 
+    from contract import training_record
     from trainer import export
     from trainer import model as deep_emotion_model
 
@@ -220,7 +121,10 @@ def attention_views(serving_model, model_run_uri: str, serving_model_dir: str, e
     images = serving_model.signatures["transform_features"](examples=examples)["image"]
     keras_model, layout = export.load_keras_model(serving_model_dir, model_run_uri)
     served = serving_model.signatures["serving_default"](examples=examples)["probabilities"].numpy()
-    rebuilt = keras_model(images, training=False).numpy()
+    serving = training_record.read(model_run_uri).get("serving", {})
+    logits = deep_emotion_model.logits_model(keras_model)
+    rebuilt = export.served_probabilities(lambda x: logits(x, training=False), images,
+                                          serving.get("temperature", 1.0), serving.get("tta", "none")).numpy()
     if not np.allclose(served, rebuilt, atol=1e-5):
         raise ValueError(f"{serving_model_dir}: the model rebuilt from trainer/model.py does not reproduce the "
                          f"exported model's probabilities (max difference {np.abs(served - rebuilt).max():.2g}): "
@@ -242,8 +146,9 @@ def _states_line(run: RunArtifacts) -> str:
 
 
 TITLES = {"metrics": "Metrics overall and by source (TFMA)", "confusion-matrix": "Confusion matrix",
-          "per-class": "Precision and recall per class", "misclassified": "Misclassified examples",
-          "attention": "Attention: what the spatial transformer looks at"}
+          "per-class": "Precision and recall per class", "calibration": "Calibration and abstention",
+          "misclassified": "Misclassified examples", "attention": "Attention: what the spatial transformer looks at",
+          "model-card": "Model card"}
 
 
 def evaluation_sections(run: RunArtifacts, evaluation: Optional[Evaluation] = None) -> List[Section]:
@@ -278,12 +183,13 @@ def evaluation_sections(run: RunArtifacts, evaluation: Optional[Evaluation] = No
     return [metrics, Section("confusion-matrix", TITLES["confusion-matrix"], confusion_blocks), per_class_section]
 
 
-def prediction_sections(run: RunArtifacts, model=None, show: int = 24) -> List[Section]:
+def prediction_sections(run: RunArtifacts, model=None, show: int = 24,
+                        predictions: Optional[Predictions] = None) -> List[Section]:
     """Misclassified eval examples and the attention view: both run the trained model."""
     if not run.serving_model or not run.examples:
         return [_missing(i, TITLES[i], run, "trained model (Trainer)") for i in ("misclassified", "attention")]
     model = model or load_serving_model(run.serving_model)
-    predictions = predict(model, run.examples)
+    predictions = predictions or predict(model, run.examples)
     wrong = predictions.misclassified()
     total = len(predictions.faces)
     shown = wrong.head(show)
@@ -313,5 +219,69 @@ def prediction_sections(run: RunArtifacts, model=None, show: int = 24) -> List[S
     return [misclassified, attention]
 
 
+def calibration_section(run: RunArtifacts, evaluation: Optional[Evaluation] = None,
+                        predictions: Optional[Predictions] = None) -> Section:
+    """TFMA's reliability diagram of the served probabilities, the Trainer's temperature and ECE
+    before/after, and how many eval answers the served model flags uncertain."""
+    if not run.evaluation:
+        return _missing("calibration", TITLES["calibration"], run, "evaluation (Evaluator)")
+    from components.evaluator_output import calibration_error
+    from contract import training_record
+
+    evaluation = evaluation or load_evaluation(run.evaluation)
+    blocks = []
+    record = training_record.read(run.model_run).get("calibration", {}) if run.model_run else {}
+    if record.get("temperature") is not None and record.get("ece_before") is not None:
+        blocks.append(Text(f"The Trainer fitted a temperature of {record['temperature']:.3f} on the {EVAL_SPLIT} split "
+                           f"({record.get('eval_examples', '?')} faces): top-label expected calibration error "
+                           f"{record['ece_before']:.4f} before, {record['ece_after']:.4f} after. The served "
+                           "probabilities are the temperature-scaled ones."))
+    buckets = evaluation.calibration.get(OVERALL)
+    if buckets is not None:
+        error = calibration_error(buckets)
+        blocks += [Plot.of("calibration-plot", plots.reliability(buckets, "Served probabilities (TFMA)"),
+                           f"TFMA's calibration plot on {EVAL_SPLIT}: every class's probability (one-vs-rest, "
+                           f"micro-averaged); calibration error {error:.4f}." if error is not None else ""),
+                   Table("calibration-table", buckets.set_index(["lower", "upper"]), "Reliability buckets (TFMA).")]
+    else:
+        blocks.append(Text("The evaluation has no calibration plot (a model evaluated before it was configured).",
+                           "alert"))
+    abstention = record.get("abstention")
+    if abstention:
+        blocks.append(Text(
+            f"Abstention: answers below {abstention['threshold']:.3f} confidence are flagged uncertain (chosen on "
+            f"{EVAL_SPLIT} for {abstention['target_precision']:.0%} precision: the answers kept, "
+            f"{abstention['coverage']:.1%} of {EVAL_SPLIT}, are {abstention['precision']:.1%} right"
+            + ("" if abstention["reached"] else "; the target was not reached") + ")."))
+    if predictions is not None and predictions.uncertain is not None and len(predictions.faces):
+        flagged = int(predictions.uncertain.sum())
+        kept = ~predictions.uncertain
+        right = float(np.mean(predictions.predicted[kept] == predictions.labels[kept])) if kept.any() else float("nan")
+        blocks.append(Table("abstention-counts", pd.DataFrame(
+            {"faces": [len(predictions.faces)], "flagged uncertain": [flagged],
+             "share flagged": [flagged / len(predictions.faces)], "accuracy of the rest": [right]},
+            index=pd.Index([EVAL_SPLIT], name="split")), "The served model's `uncertain` flag on eval."))
+    return Section("calibration", TITLES["calibration"], blocks)
+
+
+def model_card_section(run: RunArtifacts) -> Section:
+    if not run.model_card:
+        return _missing("model-card", TITLES["model-card"], run, "model card (ModelCardGenerator)")
+    import tensorflow as tf
+
+    from components.model_card import card as card_lib
+
+    with tf.io.gfile.GFile(f"{run.model_card}/{card_lib.CARD_MARKDOWN}") as f:
+        text = f.read()
+    return Section("model-card", TITLES["model-card"], [
+        Text(f"The card written for this run's model ({run.model_card}); every pushed version carries it as "
+             f"{card_lib.CARD_MARKDOWN} and {card_lib.CARD_JSON}.", "note"),
+        Markdown("model-card-text", text)])
+
+
 def model_sections(run: RunArtifacts) -> List[Section]:
-    return [*evaluation_sections(run), *prediction_sections(run)]
+    evaluation = load_evaluation(run.evaluation) if run.evaluation else None
+    model = load_serving_model(run.serving_model) if run.serving_model else None
+    predictions = predict(model, run.examples) if model is not None and run.examples else None
+    return [*evaluation_sections(run, evaluation), calibration_section(run, evaluation, predictions),
+            *prediction_sections(run, model, predictions=predictions), model_card_section(run)]

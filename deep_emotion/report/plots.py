@@ -132,3 +132,19 @@ def attention_pairs(inputs: Sequence[np.ndarray], attended: Sequence[np.ndarray]
             ax.set_title(label, fontsize=7)
     figure.subplots_adjust(wspace=0.1, hspace=0.35)
     return figure
+
+
+def reliability(buckets: pd.DataFrame, title: str) -> Figure:
+    """Reliability diagram: share of true labels against mean probability per bucket (the diagonal is
+    perfect calibration); bar widths are the buckets, the numbers their entries."""
+    figure = Figure(figsize=(4.2, 4.0))
+    axes = figure.subplots()
+    axes.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1)
+    if len(buckets):
+        axes.bar(buckets["lower"], buckets["true share"], width=buckets["upper"] - buckets["lower"], align="edge",
+                 color="#4c78a8", alpha=0.75, edgecolor="white", label="share of true labels")
+        axes.plot(buckets["mean probability"], buckets["true share"], "o", color="#e45756", markersize=3,
+                  label="bucket mean")
+    axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability", ylabel="share of true labels", title=title)
+    axes.legend(loc="upper left", fontsize=8)
+    return figure

@@ -58,7 +58,21 @@ class Plot:
         return f'<figure id="{self.id}"><img src="data:image/png;base64,{data}" alt="{alt}">{caption}</figure>'
 
 
-Block = Union[Text, Table, Plot]
+@dataclass
+class Markdown:
+    """Markdown of our own making (the model card), rendered with the `markdown` package; raw HTML in
+    it is escaped first, so the file cannot inject markup or scripts into the report."""
+    id: str
+    text: str
+
+    def html(self) -> str:
+        import markdown  # pylint: disable=import-outside-toplevel
+
+        body = markdown.markdown(html.escape(self.text, quote=False), extensions=["tables"])
+        return f'<div class="markdown" id="{self.id}">{body}</div>'
+
+
+Block = Union[Text, Table, Plot, Markdown]
 
 
 @dataclass

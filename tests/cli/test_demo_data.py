@@ -9,7 +9,7 @@ def test_demo_data_writes_the_chosen_formats_and_reports_counts_and_paths(tmp_pa
     result = CliRunner().invoke(main, ["demo-data", "--out", str(out), "--n", "50", "--seed", "3",
                                        "--formats", "fer2013,ckplus"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["CK+48", "fer2013.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["CK+48", "SYNTHETIC_DEMO_DATA.txt", "fer2013.csv"]
     assert f"fer2013: 50 images -> {out / 'fer2013.csv'}" in result.output
     assert f"ckplus: 42 images -> {out / 'CK+48'}" in result.output  # 14 sequences x 3 frames
     assert "Training     angry 5  disgust 1  fear 6  happy 10  sad 7  surprise 4  neutral 7" in result.output

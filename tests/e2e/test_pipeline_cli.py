@@ -25,7 +25,7 @@ from trainer.lite import LiteModel, tflite_path
 
 EXAMPLE_GEN = "DeepEmotionExampleGen"
 UPSTREAM = [EXAMPLE_GEN, "StatisticsGen", "SchemaGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform"]
-ALL_NODES = UPSTREAM + ["Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"]
+ALL_NODES = UPSTREAM + ["Trainer", "latest_blessed_model_resolver", "Evaluator", "ModelCardGenerator", "Pusher"]
 FAST = json.dumps({"epochs": 4, "batch_size": 32, "early_stopping_patience": 4})
 
 
@@ -72,11 +72,36 @@ def test_first_run_executes_every_component_and_pushes_a_serving_layout_model(sa
     assert (version_dir / "saved_model.pb").is_file() and (version_dir / "variables").is_dir()
 
 
+def test_every_pushed_version_carries_a_model_card_whose_numbers_are_tfmas(sandbox):
+    import tensorflow_model_analysis as tfma
+
+    run = sandbox.latest_run()
+    version_dir = sandbox.serving_dir / sandbox.versions()[-1]
+    card = json.loads((version_dir / "model_card.json").read_text())
+    markdown = (version_dir / "model_card.md").read_text()
+    assert card["model"]["version"] == version_dir.name and card["model"]["layout"] == "paper"
+    # Read TFMA's output here directly, not through the project's reader.
+    expected = {}
+    for per_slice in tfma.load_metrics(run.nodes["Evaluator"].output("evaluation").uri):
+        keys = per_slice.slice_key.single_slice_keys
+        name = f"source={keys[0].bytes_value.decode()}" if keys else "Overall"
+        for kv in per_slice.metric_keys_and_values:
+            if kv.key.name == "sparse_categorical_accuracy" and not kv.key.model_name and not kv.key.is_diff:
+                expected[name] = kv.value.double_value.value
+    assert card["evaluation"]["overall"]["accuracy"] == pytest.approx(expected.pop("Overall"), abs=1e-12)
+    assert {k: v["accuracy"] for k, v in card["evaluation"]["by_source"].items()} == pytest.approx(expected, abs=1e-12)
+    assert card["training_data"]["synthetic"] is True and "SYNTHETIC DEMO FACES" in markdown
+    assert "Article 5(1)(f)" in markdown and card["calibration"]["temperature"] > 0
+    assert card["reproduce"]["lineage"]["input_fingerprint"] == runs.custom_property(
+        run.nodes[EXAMPLE_GEN].output("examples"), "input_fingerprint")
+
+
 def test_both_serving_signatures_return_seven_probabilities(sandbox):
     model = tf.saved_model.load(str(sandbox.serving_dir / sandbox.versions()[0]))
     examples = _raw_test_examples(sandbox.latest_run(), limit=16)
     by_example = model.signatures["serving_default"](examples=tf.constant(examples))
     assert by_example["probabilities"].shape == (16, dc.NUM_CLASSES)
+    assert by_example["uncertain"].dtype == tf.bool and by_example["uncertain"].shape == (16,)
     np.testing.assert_allclose(by_example["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
     assert set(by_example["class_name"].numpy().astype(str)) <= set(dc.EMOTIONS)
 
@@ -124,11 +149,14 @@ def test_predict_answers_images_folders_and_csv_rows_one_json_line_each(sandbox,
     csv_file.write_text("\n".join([rows[0], rows[1], "3,1 2 3,Training"]) + "\n")
 
     result = _deep_emotion(sandbox, "predict", "--model", str(sandbox.serving_dir), str(faces), str(tiff), str(csv_file))
+    card = json.loads((sandbox.serving_dir / sandbox.versions()[-1] / "model_card.json").read_text())
+    uncertain_below = card["model"]["uncertain_below"]
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert [a["input"] for a in answers] == [str(faces / "face0.png"), str(faces / "face1.png"), str(tiff),
                                              f"{csv_file}:2", f"{csv_file}:3"]
     for answer in answers[:4]:
         assert answer["emotion"] in dc.EMOTIONS and len(answer["probabilities"]) == dc.NUM_CLASSES
+        assert answer["uncertain"] == (max(answer["probabilities"].values()) < uncertain_below)
         assert abs(sum(answer["probabilities"].values()) - 1) < 1e-4
     assert "3 pixel values, expected 2304" in answers[4]["error"]
     assert result.returncode == 1  # one input could not be read, and it says so

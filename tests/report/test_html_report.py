@@ -21,9 +21,9 @@ from deep_emotion.cli.report import command as report
 from tests.report import html_tables
 
 SECTIONS = ["run", "statistics", "schema", "anomalies", "class-counts", "samples", "pixels", "drift-skew",
-            "metrics", "confusion-matrix", "per-class", "misclassified", "attention"]
+            "metrics", "confusion-matrix", "per-class", "calibration", "misclassified", "attention", "model-card"]
 PLOTS = ["class-counts-plot", "samples-grid", "pixel-histograms", "confusion-matrix-plot", "per-class-plot",
-         "misclassified-grid", "attention-grid"]
+         "calibration-plot", "misclassified-grid", "attention-grid"]
 
 
 def _write_report(tmp_path_factory, report_runs, *extra):
@@ -192,7 +192,8 @@ def test_report_of_a_run_the_data_gate_stopped_lists_the_anomalies(tmp_path_fact
     assert ("train", dc.LABEL) in expected  # neutral (6) is outside the stricter schema's 0..5
     assert {(r[0], r[1]) for r in html_tables.rows(soup, "anomalies-table")} == expected
     assert [s["id"] for s in soup.find_all("section")] == SECTIONS
-    for section in ["metrics", "confusion-matrix", "per-class", "misclassified", "attention"]:
+    for section in ["metrics", "confusion-matrix", "per-class", "calibration", "misclassified", "attention",
+                    "model-card"]:
         assert "Not available" in soup.find("section", id=section).get_text()
     assert "DataGate" in soup.find("section", id="run").find(class_="alert").get_text()
 
@@ -214,3 +215,20 @@ def test_unknown_metadata_or_run_is_an_error_that_names_it(tmp_path, report_runs
                                          report_runs.sandbox.name, "--run-id", "no-such-run"])
     assert result.exit_code != 0 and "no-such-run" in result.output and report_runs.complete.run_id in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_calibration_and_the_model_card_are_the_runs_own(soup, report_runs):
+    from contract import training_record
+
+    run = report_runs.complete
+    record = training_record.read(run.nodes["Trainer"].output("model_run").uri)
+    calibration = soup.find("section", id="calibration").get_text()
+    assert f"temperature of {record['calibration']['temperature']:.3f}" in calibration
+    assert f"{record['calibration']['ece_before']:.4f} before, {record['calibration']['ece_after']:.4f} after" in calibration
+    [((split,), counts)] = html_tables.records(soup, "abstention-counts").items()
+    examples = run.nodes["DeepEmotionExampleGen"].output("examples")
+    assert split == "eval" and int(counts["faces"]) == examples.custom_properties["num_eval"].int_value
+    assert 0 <= int(counts["flagged uncertain"]) <= int(counts["faces"])
+    card = soup.find("section", id="model-card")
+    assert card.find("h1").get_text().startswith("Model card: Deep-Emotion (paper)")
+    assert "Article 5(1)(f)" in card.get_text() and card.find("script") is None

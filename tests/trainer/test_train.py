@@ -7,7 +7,8 @@ import tensorflow as tf
 import tf_keras
 
 from trainer.model import build_model
-from trainer.train import HParams, balanced_class_weights, random_affine_thetas, train, training_batches
+from trainer.train import (HParams, TrainingCollapsed, TrainingDidNotLearn, WarmupCosine, balanced_class_weights,
+                           class_weights_from_counts, random_affine_thetas, train, training_batches)
 
 
 def dataset(images, labels):
@@ -123,3 +124,75 @@ def test_augmentation_stays_within_its_ranges_and_is_off_at_zero():
     images = np.random.default_rng(0).normal(size=(8, 48, 48, 1)).astype(np.float32)
     batch, _ = next(iter(training_batches(dataset(images, np.zeros(8, np.int64)), still)))
     np.testing.assert_array_equal(batch.numpy(), images)
+
+
+def _collapsed(model):
+    """Sends the localisation head's theta far outside the image: the sampler reads only padding,
+    theta's gradient is exactly zero and the classifier sees a constant input (the absorbing state
+    Adam's first steps can reach on their own, see trainer/train.py)."""
+    theta = model.get_layer("theta")
+    kernel, _ = theta.get_weights()
+    theta.set_weights([kernel, np.array([1.0, 0.0, 9.0, 0.0, 1.0, 9.0], np.float32)])
+    return model
+
+
+def test_a_collapsed_start_is_caught_after_one_epoch_and_restarted_into_a_model_that_learns(faces):
+    images, labels = faces
+    model = _collapsed(build_model("paper", seed=0))
+    lines = []
+    history = train(model, dataset(images, labels), dataset(images, labels),
+                    HParams(epochs=150, augment=False, seed=0), callbacks=[StopAtFullAccuracy()], log=lines.append)
+    first, second = history.attempts
+    assert first["collapsed"] and first["epochs"] == 1 and "max |theta| 9" in first["collapsed"]
+    assert (second["seed"], second["learning_rate"], second["collapsed"]) == (1000, 0.0025, None)
+    assert any(line.startswith("collapse: after epoch 1, 100% of the sample gets class") for line in lines)
+    assert (model.predict(images, verbose=0).argmax(axis=1) == labels).mean() == 1.0
+
+
+def test_a_collapse_with_no_restart_left_fails_at_once_saying_what_was_seen(faces):
+    images, labels = faces
+    with pytest.raises(TrainingCollapsed, match=r"collapsed in all 1 attempts \(after epoch 1, 100% of the sample"):
+        train(_collapsed(build_model("paper", seed=0)), dataset(images, labels), dataset(images, labels),
+              HParams(epochs=500, augment=False, collapse_restarts=0), log=lambda _: None)
+
+
+def test_a_model_that_cannot_learn_fails_early_instead_of_training_for_its_epochs(faces):
+    """Blank faces hold nothing to learn: the eval accuracy stays at the majority class's share. (The
+    collapse check is off: an input-independent answer is what it would catch first.)"""
+    _, labels = faces
+    labels = np.where(np.arange(64) < 20, 0, labels)  # class 0 is the majority in train and in eval
+    blank = np.zeros((64, 48, 48, 1), np.float32)
+    with pytest.raises(TrainingDidNotLearn, match=r"after 6 epochs the best val_accuracy is 0\.\d+, no better than "
+                                                  r"always answering the most common class \(0\.\d+\)"):
+        train(build_model("paper", seed=0), dataset(blank, labels), dataset(blank, labels),
+              HParams(epochs=500, augment=False, chance_patience=6, early_stopping_patience=100,
+                      collapse_check_epochs=0), log=lambda _: None)
+
+
+def test_warmup_cosine_rises_linearly_then_decays_to_zero():
+    schedule = WarmupCosine(0.005, warmup_steps=10, total_steps=110)
+    rates = [float(schedule(step)) for step in range(110)]
+    assert rates[0] == pytest.approx(0.0005) and rates[9] == pytest.approx(0.005)
+    assert rates[59] == pytest.approx(0.0025, rel=0.05) and rates[109] == pytest.approx(0.0, abs=1e-9)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
+
+
+def test_sqrt_balanced_weights_are_the_square_root_of_balanced():
+    counts = np.array([600, 15, 300, 0])
+    balanced = class_weights_from_counts(counts, "balanced")
+    assert class_weights_from_counts(counts, "sqrt_balanced") == {
+        c: pytest.approx(w ** 0.5) for c, w in balanced.items()}
+    assert balanced[1] == pytest.approx(915 / (4 * 15)) and balanced[3] == 1.0
+
+
+def test_soft_labels_train_on_the_vote_shares(faces):
+    """FER+ mode: the target is a distribution; the model learns its most voted class."""
+    images, labels = faces
+    shares = 0.7 * np.eye(7, dtype=np.float32)[labels] + 0.3 / 7
+    model = build_model("paper", seed=0)
+    history = train(model, dataset(images, shares), dataset(images, shares),
+                    HParams(epochs=150, augment=False, soft_labels=True), callbacks=[StopAtFullAccuracy()],
+                    log=lambda _: None)
+    assert len(history.history["loss"]) < 150
+    assert isinstance(model.loss, tf_keras.losses.CategoricalCrossentropy)
+    assert (model.predict(images, verbose=0).argmax(axis=1) == labels).mean() == 1.0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.data import EMOTIONS, IMAGE_ID, LABEL, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
+from contract.data import EMOTIONS, IMAGE_ID, LABEL, LABEL_SHARES, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
 from deep_emotion.demo_data import generate
 
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "eval", "PrivateTest": "test"}
@@ -147,6 +147,29 @@ def test_ferplus_majority_relabels_and_excluded_rows_are_counted(tmp_path, inges
     rows = _csv_rows(os.path.join(root, "fer2013.csv"))
     for split in SPLITS:  # Usage still decides the split
         assert all(USAGE_TO_SPLIT[rows[int(e[IMAGE_ID].split(":")[1])][2]] == split for e in run.examples[split])
+
+
+def test_ferplus_rows_carry_their_vote_shares_for_soft_label_training(data_root, ingest):
+    """FERPlus's "probability" mode: single votes dropped, shares of the votes for a kept class."""
+    faces = [data_root.text(data_root.pixels()) for _ in range(3)]
+    data_root.write("fer2013.csv", "emotion,pixels,Usage\n" + "".join(
+        f"0,{face},{usage}\n" for face, usage in zip(faces, ["Training", "PublicTest", "PrivateTest"])))
+    data_root.write("fer2013new.csv", "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,"
+                                      "contempt,unknown,NF\n"
+                                      "Training,fer0.png,0,8,1,0,0,0,0,1,0,0\n"      # happiness 8, the rest single
+                                      "PublicTest,fer1.png,6,3,2,0,0,0,0,0,1,0\n"    # neutral 6/11, happy 3, surprise 2
+                                      "PrivateTest,fer2.png,0,0,0,0,0,2,0,4,0,0\n")  # contempt 4: contempt_as
+    data_root.image("CK+48/happy/S005_001_00000001.png")
+    run = ingest(data_root.path, use_ferplus_labels=True, contempt_as="disgust")
+    by_id = {e[IMAGE_ID]: e for split in SPLITS for e in run.examples[split]}
+    happy, neutral, contempt = (by_id[f"fer2013.csv:{line}"] for line in (2, 3, 4))
+    np.testing.assert_allclose(happy[LABEL_SHARES], np.eye(7)[EMOTIONS.index("happy")], atol=1e-7)
+    assert EMOTIONS[neutral[LABEL]] == "neutral"
+    expected = np.zeros(7)
+    expected[[EMOTIONS.index("neutral"), EMOTIONS.index("happy"), EMOTIONS.index("surprise")]] = [6 / 11, 3 / 11, 2 / 11]
+    np.testing.assert_allclose(neutral[LABEL_SHARES], expected, rtol=1e-6)
+    np.testing.assert_allclose(contempt[LABEL_SHARES], np.eye(7)[EMOTIONS.index("disgust")], atol=1e-7)
+    assert by_id["CK+48/happy/S005_001_00000001.png"][LABEL_SHARES] is None
 
 
 def test_valid_csv_variants_are_read_exactly(data_root, ingest):

@@ -1,0 +1,1 @@
+"""ModelCardGenerator: a model card (model_card.json, model_card.md) for each trained model."""
