@@ -36,6 +36,9 @@ class Classifier:
         self.model = tf.saved_model.load(model_dir)
         self._examples = self.model.signatures["serving_default"]
         self._images = self.model.signatures["serving_images"]
+        # The budgets the model was exported with (models from before had none: the defaults).
+        self.max_image_pixels = int(getattr(self.model, "max_image_pixels", dc.MAX_IMAGE_PIXELS))
+        self.max_image_bytes = int(getattr(self.model, "max_image_bytes", dc.MAX_IMAGE_BYTES))
 
     def pixels(self, crops: List[np.ndarray]) -> List[dict]:
         """One answer per uint8 [48, 48] crop."""
@@ -80,7 +83,13 @@ def _open_image(path: Path, max_pixels: int, max_bytes: int):
     if size > max_bytes:
         raise ValueError(f"refused: {size:,} bytes, over the image byte budget of {max_bytes:,}")
     data = path.read_bytes()
-    image = Image.open(io.BytesIO(data))  # reads the header only
+    # Pillow's own bomb check (a warning, then an error at twice its 89 MP default) would fire first
+    # with its own numbers; ours, the served model's budget, is checked on the header just below.
+    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
     width, height = image.size
     if width * height > max_pixels:
         raise ValueError(f"refused: {width}x{height} = {width * height:,} pixels, over the image pixel budget "
@@ -212,15 +221,19 @@ def expand(paths) -> Iterator[Path]:
 
 
 def predict_lines(model_dir: str, paths: List[str], detect: bool = True, every: int = 1,
-                  max_pixels: int = dc.MAX_IMAGE_PIXELS, max_bytes: int = dc.MAX_IMAGE_BYTES,
+                  max_pixels: Optional[int] = None, max_bytes: Optional[int] = None,
                   progress: Optional[Callable[[str, int], Callable[[int], None]]] = None) -> Iterator[dict]:
     """The answer lines for every input, in input order (see the module docstring).
 
+    max_pixels, max_bytes: image budgets; None: the ones the model was exported with, so predict
+    refuses what the served model would.
     progress(name, frames) -> advance(n): called once per video, for a progress bar.
     """
     from faces import video  # pylint: disable=import-outside-toplevel
 
     classifier = Classifier(model_dir)
+    max_pixels = classifier.max_image_pixels if max_pixels is None else max_pixels
+    max_bytes = classifier.max_image_bytes if max_bytes is None else max_bytes
     for path in expand(paths):
         name = str(path)
         if path.suffix.lower() == ".csv":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from components.example_gen.options import IngestOptions
+from contract import data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _DOCS: Dict[str, str] = {}
@@ -100,6 +101,12 @@ HPARAMS = {**PROFILES[PROFILE]["hparams"], **HPARAMS_OVERRIDES}
 ACCURACY_FLOOR = _setting("ACCURACY_FLOOR", float(PROFILES[PROFILE]["accuracy_floor"]),
                           "Evaluator blesses a model only at or above this eval accuracy.")
 
+# --- Serving ---------------------------------------------------------------------------------------
+MAX_IMAGE_PIXELS = _setting("MAX_IMAGE_PIXELS", data.MAX_IMAGE_PIXELS,
+                            "The exported serving_images refuses an image whose header claims more pixels.")
+MAX_IMAGE_BYTES = _setting("MAX_IMAGE_BYTES", data.MAX_IMAGE_BYTES,
+                           "The exported serving_images refuses an image of more bytes.")
+
 # --- Execution ------------------------------------------------------------------------------------
 ENABLE_CACHE = _setting("ENABLE_CACHE", True, "Reuse a component's outputs when its inputs are unchanged.")
 BEAM_PIPELINE_ARGS = _setting(
@@ -143,7 +150,8 @@ def pipeline_args() -> Dict[str, Any]:
         pipeline_name=PIPELINE_NAME, pipeline_root=PIPELINE_ROOT, data_root=DATA_ROOT, schema_path=SCHEMA_PATH,
         serving_dir=SERVING_DIR, transform_module=TRANSFORM_MODULE, trainer_module=TRAINER_MODULE,
         hparams=HPARAMS, model_layout=MODEL_LAYOUT, accuracy_floor=ACCURACY_FLOOR,
-        example_gen_options=EXAMPLE_GEN_OPTIONS, enable_cache=ENABLE_CACHE, beam_pipeline_args=BEAM_PIPELINE_ARGS)
+        example_gen_options=EXAMPLE_GEN_OPTIONS, enable_cache=ENABLE_CACHE, beam_pipeline_args=BEAM_PIPELINE_ARGS,
+        serving_limits={"max_image_pixels": MAX_IMAGE_PIXELS, "max_image_bytes": MAX_IMAGE_BYTES})
 
 
 # === Kubeflow Pipelines (pipeline/kubeflow.py, `deep-emotion kfp`) ==================================

@@ -82,6 +82,7 @@ def create_pipeline(
     model_layout: str,
     accuracy_floor: float,
     example_gen_options: Optional[Dict[str, Any]] = None,
+    serving_limits: Optional[Dict[str, int]] = None,
     baseline: str = "latest_blessed",
     enable_cache: bool = True,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
@@ -107,18 +108,22 @@ def create_pipeline(
     data_gate = DataGate(anomalies=example_validator.outputs["anomalies"], schema=curated_schema.outputs["schema"])
     gated_schema = data_gate.outputs["gated_schema"]
 
+    # Transform analyses (the z-score's mean and std over train) and writes its graph; it neither
+    # materialises the transformed images nor computes statistics of them: StatisticsGen already
+    # has the raw data's, and both grew the component's memory with the data (bench/pipeline.py).
+    # The Trainer applies the graph to raw examples batch by batch, as the served model does.
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=gated_schema,
-        preprocessing_fn=f"{transform_module}.preprocessing_fn",
+        preprocessing_fn=f"{transform_module}.preprocessing_fn", materialize=False, disable_statistics=True,
         custom_config={"code_fingerprint": code_fingerprint([transform_module])})
     trainer_code = code_fingerprint([trainer_module])
     trainer = tfx.components.Trainer(
-        examples=transform.outputs["transformed_examples"],
+        examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=gated_schema,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"hparams": hparams, "layout": model_layout,
+        custom_config={"hparams": hparams, "layout": model_layout, "serving_limits": serving_limits or {},
                        "code_fingerprint": trainer_code},
         run_fn=f"{trainer_module}.run_fn")
 

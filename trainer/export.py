@@ -8,8 +8,11 @@ Signatures (tf.saved_model.save, explicit):
   The probabilities are temperature-scaled (trainer/calibration.py; T fitted on eval); `uncertain`
   is true when the top probability is below the abstention threshold chosen on eval.
 - serving_images(image_bytes: encoded PNG/JPEG/GIF/BMP [B], any size, gray or colour) -> the same.
-  Decoded, converted to gray (ITU-R 601 luma, as Pillow's "L" in ingestion), resized to 48x48
-  with antialiased bilinear (as ingestion), then the same Transform graph and model.
+  Each image is first checked against the byte and pixel budgets (its header's width and height,
+  read without decoding: TF Serving runs no Python, so the check is in the graph) and refused with
+  InvalidArgument naming the budget; then decoded, converted to gray (ITU-R 601 luma, as Pillow's
+  "L" in ingestion), resized to 48x48 with antialiased bilinear (as ingestion), then the same
+  Transform graph and model. The budgets travel with the model (max_image_pixels, max_image_bytes).
 - transform_features(examples) -> the transformed features (what TFMA's preprocessing uses).
 
 Beside it, tflite/model.tflite: the same Transform graph and model as TensorFlow Lite, raw `pixels`
@@ -30,6 +33,59 @@ from trainer.preprocessing import IMAGE_KEY
 
 PROBABILITIES, CLASS_ID, CLASS_NAME, UNCERTAIN = "probabilities", "class_id", "class_name", "uncertain"
 TTA_MODES = ("none", "flip")
+
+
+def header_size(encoded: tf.Tensor):
+    """(width, height) int64 of an encoded PNG, GIF, BMP or JPEG from its header alone, or (-1, -1)
+    for any other format (decode_image refuses those itself). Nothing is decompressed: PNG's IHDR,
+    GIF's logical screen and BMP's info header sit at fixed offsets; JPEG's frame header is found by
+    tf.io.extract_jpeg_shape, which reads markers, not pixels."""
+    head = tf.io.decode_raw(tf.strings.substr(tf.strings.join([tf.strings.substr(encoded, 0, 32),
+                                                               tf.constant(b"\0" * 32)]), 0, 32), tf.uint8)
+    head = tf.cast(head, tf.int64)
+
+    def big_endian(offset, count):
+        return tf.reduce_sum(head[offset:offset + count] * tf.constant([256 ** (count - 1 - i) for i in range(count)],
+                                                                        tf.int64))
+
+    def little_endian(offset, count):
+        return tf.reduce_sum(head[offset:offset + count] * tf.constant([256 ** i for i in range(count)], tf.int64))
+
+    def signed32(value):
+        return tf.abs(tf.where(value >= 2 ** 31, value - 2 ** 32, value))  # BMP: negative height = top-down
+
+    magic = tf.strings.substr(encoded, 0, 8)
+    is_png = tf.equal(magic, b"\x89PNG\r\n\x1a\n")
+    is_gif = tf.equal(tf.strings.substr(encoded, 0, 3), b"GIF")
+    is_bmp = tf.equal(tf.strings.substr(encoded, 0, 2), b"BM")
+    is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 3), b"\xff\xd8\xff")
+
+    def jpeg():
+        shape = tf.cast(tf.io.extract_jpeg_shape(encoded), tf.int64)
+        return tf.stack([shape[1], shape[0]])
+
+    def other():
+        return tf.constant([-1, -1], tf.int64)
+
+    return tf.unstack(tf.case([
+        (is_png, lambda: tf.stack([big_endian(16, 4), big_endian(20, 4)])),
+        (is_gif, lambda: tf.stack([little_endian(6, 2), little_endian(8, 2)])),
+        (is_bmp, lambda: tf.stack([signed32(little_endian(18, 4)), signed32(little_endian(22, 4))])),
+        (is_jpeg, jpeg)], default=other, exclusive=True))
+
+
+def checked(encoded: tf.Tensor, max_pixels: int, max_bytes: int) -> tf.Tensor:
+    """The encoded image, after refusing (InvalidArgument, naming the budget) one over the byte or
+    pixel budget: checked before anything is decoded, so a decompression bomb costs a header read."""
+    size = tf.cast(tf.strings.length(encoded), tf.int64)
+    width, height = header_size(encoded)
+    with tf.control_dependencies([
+            tf.debugging.assert_less_equal(size, tf.constant(max_bytes, tf.int64), summarize=2, message=(
+                f"image refused: over the image byte budget of {max_bytes:,} bytes (its bytes, the budget):")),
+            tf.debugging.assert_less_equal(width * height, tf.constant(max_pixels, tf.int64), summarize=2, message=(
+                f"image refused: its header claims more than the image pixel budget of {max_pixels:,} pixels "
+                "(width x height, the budget):"))]):
+        return tf.identity(encoded)
 
 
 def decode_to_pixels(encoded: tf.Tensor) -> tf.Tensor:
@@ -59,7 +115,8 @@ class ServingModule(tf.Module):
     """
 
     def __init__(self, model: tf_keras.Model, tf_transform_output: tft.TFTransformOutput,
-                 temperature: float = 1.0, uncertain_below: float = 0.0, tta: str = "none"):
+                 temperature: float = 1.0, uncertain_below: float = 0.0, tta: str = "none",
+                 max_image_pixels: int = dc.MAX_IMAGE_PIXELS, max_image_bytes: int = dc.MAX_IMAGE_BYTES):
         super().__init__()
         if tta not in TTA_MODES:
             raise ValueError(f"tta={tta!r}: expected one of {TTA_MODES}")
@@ -74,6 +131,13 @@ class ServingModule(tf.Module):
         self.temperature = tf.constant(float(temperature), tf.float32)
         self.uncertain_below = tf.constant(float(uncertain_below), tf.float32)
         self._tta = tta
+        # In the graph as constants; saved with the model too (loaded.max_image_pixels.numpy()), for
+        # `deep-emotion predict` and the model card to apply and show the same budgets.
+        self._budgets = (int(max_image_pixels), int(max_image_bytes))
+        self.max_image_pixels = tf.Variable(int(max_image_pixels), dtype=tf.int64, trainable=False,
+                                            name="max_image_pixels")
+        self.max_image_bytes = tf.Variable(int(max_image_bytes), dtype=tf.int64, trainable=False,
+                                           name="max_image_bytes")
 
     def _probabilities(self, pixels: tf.Tensor) -> tf.Tensor:
         image = self.tft_layer({dc.PIXELS: pixels})[IMAGE_KEY]
@@ -92,8 +156,8 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_images(self, image_bytes):
-        pixels = tf.map_fn(decode_to_pixels, image_bytes,
-                           fn_output_signature=tf.TensorSpec([dc.NUM_PIXELS], tf.int64))
+        pixels = tf.map_fn(lambda encoded: decode_to_pixels(checked(encoded, self._budgets[0], self._budgets[1])),
+                           image_bytes, fn_output_signature=tf.TensorSpec([dc.NUM_PIXELS], tf.int64))
         return self._predict(pixels)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

@@ -17,30 +17,55 @@ from contract import data as dc  # noqa: E402
 from contract import training_record  # noqa: E402
 from trainer import calibration, export  # noqa: E402
 from trainer import model as deep_emotion_model  # noqa: E402
-from trainer.preprocessing import IMAGE_KEY  # noqa: E402
+from trainer.preprocessing import IMAGE_KEY, label_shares  # noqa: E402
 from trainer.train import HParams, train  # noqa: E402
 
 
-def transformed_dataset(file_patterns, tf_transform_output, target: str = dc.LABEL) -> tf.data.Dataset:
-    """Unbatched (image [48,48,1] float32, target) pairs from Transform's gzipped TFRecords; the
-    target is the label (int64) or, with target=dc.LABEL_SHARES, the label shares (float32 [7])."""
+def raw_dataset(file_patterns, tf_transform_output, target: str = dc.LABEL) -> tf.data.Dataset:
+    """Unbatched (pixels uint8 [48, 48, 1], target) pairs from ExampleGen's gzipped TFRecords: the
+    label (int64) or, with target=dc.LABEL_SHARES, the label distribution (float32 [7]).
+
+    Transform does not materialise its output (pipeline.py): the Trainer reads the raw examples,
+    caches them raw (a quarter of the floats' size) and applies Transform's graph batch by batch
+    (preprocess_fn), the same graph the served model applies.
+    """
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
-        raise FileNotFoundError(f"No transformed examples match {file_patterns}")
-    spec = tf_transform_output.transformed_feature_spec()
+        raise FileNotFoundError(f"No examples match {file_patterns}")
+    spec = {k: v for k, v in tf_transform_output.raw_feature_spec().items() if k in (dc.PIXELS, dc.LABEL,
+                                                                                     dc.LABEL_SHARES)}
+
+    def parse(serialized):
+        features = tf.io.parse_example(serialized, spec)
+        pixels = tf.reshape(tf.cast(features[dc.PIXELS], tf.uint8), [-1, dc.IMAGE_SIZE, dc.IMAGE_SIZE, 1])
+        label = tf.reshape(features[dc.LABEL], [-1])
+        if target == dc.LABEL_SHARES:
+            return pixels, label_shares(label, features.get(dc.LABEL_SHARES))
+        return pixels, label
+
     return (tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
             .batch(512)
-            .map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
-            .map(lambda f: (f[IMAGE_KEY], f[target]))
+            .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
             .unbatch())
 
 
-def calibrate(model, eval_ds: tf.data.Dataset, hparams: HParams, log=logging.info) -> dict:
+def preprocess_fn(tf_transform_output):
+    """uint8 [B, 48, 48, 1] -> Transform's output image [B, 48, 48, 1] (its graph, not a copy)."""
+    layer = tf_transform_output.transform_features_layer()
+
+    def preprocess(images):
+        pixels = tf.reshape(tf.cast(images, tf.int64), [-1, dc.NUM_PIXELS])
+        return layer({dc.PIXELS: pixels})[IMAGE_KEY]
+
+    return preprocess
+
+
+def calibrate(model, eval_ds: tf.data.Dataset, hparams: HParams, preprocess, log=logging.info) -> dict:
     """Temperature and abstention threshold fitted on eval (trainer/calibration.py), as recorded."""
     logits_model = deep_emotion_model.logits_model(model)
     logits, labels = [], []
     for images, batch_labels in eval_ds.batch(hparams.eval_batch_size):
-        logits.append(logits_model(images, training=False).numpy())
+        logits.append(logits_model(preprocess(images), training=False).numpy())
         labels.append(batch_labels.numpy())
     if not logits:
         log("calibration: the eval split is empty, temperature 1 and no abstention threshold")
@@ -78,19 +103,24 @@ def run_fn(fn_args) -> None:
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     target = dc.LABEL_SHARES if hparams.soft_labels else dc.LABEL
-    train_ds = transformed_dataset(fn_args.train_files, tf_transform_output, target)
-    eval_ds = transformed_dataset(fn_args.eval_files, tf_transform_output, target)
+    train_ds = raw_dataset(fn_args.train_files, tf_transform_output, target)
+    eval_ds = raw_dataset(fn_args.eval_files, tf_transform_output, target)
+    preprocess = preprocess_fn(tf_transform_output)
 
     with _strategy().scope():
         model = deep_emotion_model.build_model(layout, seed=hparams.seed)
     tensorboard = tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
-    history = train(model, train_ds, eval_ds, hparams, callbacks=[tensorboard], log=logging.info)
+    history = train(model, train_ds, eval_ds, hparams, callbacks=[tensorboard], log=logging.info,
+                    preprocess=preprocess)
 
-    eval_labelled = transformed_dataset(fn_args.eval_files, tf_transform_output)  # calibrated on the hard label
-    calibrated = calibrate(model, eval_labelled, hparams) if hparams.calibrate else {"temperature": 1.0}
+    eval_labelled = raw_dataset(fn_args.eval_files, tf_transform_output)  # calibrated on the hard label
+    calibrated = (calibrate(model, eval_labelled, hparams, preprocess) if hparams.calibrate
+                  else {"temperature": 1.0})
     abstention = calibrated.get("abstention") or {}
+    limits = config.get("serving_limits", {})
     serving = {"temperature": calibrated["temperature"], "uncertain_below": abstention.get("threshold", 0.0),
-               "tta": hparams.tta}
+               "tta": hparams.tta, "max_image_pixels": int(limits.get("max_image_pixels", dc.MAX_IMAGE_PIXELS)),
+               "max_image_bytes": int(limits.get("max_image_bytes", dc.MAX_IMAGE_BYTES))}
     tflite_file = export.ServingModule(model, tf_transform_output, **serving).save(fn_args.serving_model_dir)
     training_record.write(fn_args.model_run_dir, layout, hparams.to_dict(), history.history,
                           calibration=calibrated, serving=serving, training={"attempts": history.attempts},

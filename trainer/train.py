@@ -71,8 +71,11 @@ class HParams:
                                            # flagged uncertain; None: never flag
     tta: str = "none"                      # "flip": the served model averages face and mirror image
     shuffle_buffer: int = 30_000           # FER2013's whole training split fits
-    cache: bool = True                     # keep the (unbatched) examples in memory after epoch 1
+    cache: bool = True                     # keep the (unbatched) examples after epoch 1: in memory up to
+    cache_memory_mb: int = 256             # this many MB, in a local file beyond (memory flat in the data)
     jit_compile: bool = False              # XLA: a train step ran ~7x slower on these CPUs; try on GPU
+    steps_per_execution: int = 8           # train steps per tf.function call (fewer Python round trips;
+                                           # batch-level callbacks then see every 8th step)
     eval_batch_size: int = 256
 
     @classmethod
@@ -149,22 +152,38 @@ def random_erasing(images, seed, probability, area=(0.02, 0.2)):
                     images)
 
 
-def _check_examples(dataset, name):
-    """The dataset as (float32 image, target) pairs, or an error that shows what it holds. The target
+def _check_examples(dataset, name, raw=False):
+    """The dataset as (image, target) pairs, or an error that shows what it holds: images float32,
+    or with raw=True uint8 pixels that a `preprocess` function normalises batch by batch. The target
     is an int64 class id, or float32 [classes] label shares (FER+ votes) for soft-label training."""
     spec = dataset.element_spec
     image_spec, label_spec = spec if isinstance(spec, tuple) and len(spec) == 2 else (None, None)
     hard = label_spec is not None and label_spec.dtype.is_integer and label_spec.shape.rank == 0
     soft = label_spec is not None and label_spec.dtype.is_floating and label_spec.shape.rank == 1
-    if image_spec is None or image_spec.shape.as_list() != [IMAGE_SIZE, IMAGE_SIZE, 1] \
-            or not image_spec.dtype.is_floating or not (hard or soft):
+    image_ok = image_spec is not None and image_spec.shape.as_list() == [IMAGE_SIZE, IMAGE_SIZE, 1] and (
+        image_spec.dtype == tf.uint8 if raw else image_spec.dtype.is_floating)
+    if not image_ok or not (hard or soft):
+        kind = "uint8 (raw pixels)" if raw else "float32"
         raise ValueError(
-            f"train(): {name} must hold unbatched (image float32 [{IMAGE_SIZE}, {IMAGE_SIZE}, 1], integer label "
+            f"train(): {name} must hold unbatched (image {kind} [{IMAGE_SIZE}, {IMAGE_SIZE}, 1], integer label "
             f"or float label shares [classes]) pairs; got {spec}")
     target_dtype = tf.int64 if hard else tf.float32
-    if (image_spec.dtype, label_spec.dtype) == (tf.float32, target_dtype):
+    image_dtype = tf.uint8 if raw else tf.float32
+    if (image_spec.dtype, label_spec.dtype) == (image_dtype, target_dtype):
         return dataset
-    return dataset.map(lambda image, label: (tf.cast(image, tf.float32), tf.cast(label, target_dtype)))
+    return dataset.map(lambda image, label: (tf.cast(image, image_dtype), tf.cast(label, target_dtype)))
+
+
+def _cache(dataset, hparams, examples: int, bytes_per_example: int):
+    """In memory up to hparams.cache_memory_mb, else in a file on local disk: the training split's
+    cache must not make the Trainer's memory grow with the data (FER2013's 28,709 raw faces are
+    66 MB; ten times that spills)."""
+    if examples * bytes_per_example <= hparams.cache_memory_mb * 2 ** 20:
+        return dataset.cache()
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    folder = tempfile.mkdtemp(prefix="deep-emotion-cache-")
+    return dataset.cache(os.path.join(folder, "train"))
 
 
 def _class_ids(dataset):
@@ -180,13 +199,19 @@ def without_autotune(dataset):
     return dataset.with_options(options)
 
 
-def training_batches(train_ds, hparams):
-    """Cache -> shuffle -> batch -> augment (whole batches, fused warp kernel) -> prefetch."""
-    dataset = _check_examples(train_ds, "train_ds")
+def training_batches(train_ds, hparams, preprocess=None, examples=0):
+    """Cache -> shuffle -> batch -> preprocess (raw pixels: Transform's graph, batch by batch) ->
+    augment (whole batches, fused warp kernel) -> prefetch."""
+    dataset = _check_examples(train_ds, "train_ds", raw=preprocess is not None)
     if hparams.cache:
-        dataset = dataset.cache()
+        dataset = _cache(dataset, hparams, examples, IMAGE_SIZE * IMAGE_SIZE * (1 if preprocess else 4))
+    if examples:  # a TFRecord split's size is unknown to tf.data; Keras needs it with steps_per_execution > 1
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(examples))
     dataset = dataset.shuffle(hparams.shuffle_buffer, seed=hparams.seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(hparams.batch_size)
+    if preprocess is not None:
+        dataset = dataset.map(lambda images, labels: (preprocess(images), labels),
+                              num_parallel_calls=os.cpu_count() or 2)
     if hparams.augment:
         seeds = tf.data.Dataset.random(seed=hparams.seed, rerandomize_each_iteration=True).batch(2)
 
@@ -206,7 +231,7 @@ def training_batches(train_ds, hparams):
 
 def class_counts(dataset, num_classes):
     """Examples per class (int64 [num_classes]) of an (image, target) dataset: one pass over it."""
-    ids = _class_ids(_check_examples(dataset, "dataset"))
+    ids = _class_ids(dataset)
     return ids.reduce(tf.zeros([num_classes], tf.int64),
                       lambda total, label: total + tf.one_hot(label, num_classes, dtype=tf.int64)).numpy()
 
@@ -223,7 +248,7 @@ def class_weights_from_counts(counts, kind):
 
 def balanced_class_weights(train_ds, num_classes):
     """n / (num_classes * count_c), as scikit-learn's "balanced"; absent classes get 1."""
-    return class_weights_from_counts(class_counts(train_ds, num_classes), "balanced")
+    return class_weights_from_counts(class_counts(_check_examples(train_ds, "train_ds"), num_classes), "balanced")
 
 
 class WarmupCosine(tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -257,15 +282,19 @@ def learning_rate(hparams, steps_per_epoch, peak=None):
 
 
 class EpochLog(tf_keras.callbacks.Callback):
-    """One readable line per epoch: metrics, seconds, and whether it is the best so far."""
+    """One readable line per epoch: metrics, seconds, the training pass's images/s (validation
+    excluded; the first epoch also fills the cache), and whether it is the best so far."""
 
-    def __init__(self, epochs, monitor, log=print):
+    def __init__(self, epochs, monitor, log=print, examples=0):
         super().__init__()
-        self.epochs, self.monitor, self.log = epochs, monitor, log
+        self.epochs, self.monitor, self.log, self.examples = epochs, monitor, log, examples
         self.best = math.inf
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
+        self.started = self.trained = time.perf_counter()
+
+    def on_test_begin(self, logs=None):  # fit's validation pass: the training pass is over
+        self.trained = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -273,7 +302,11 @@ class EpochLog(tf_keras.callbacks.Callback):
         current = logs.get(self.monitor, math.inf)
         best = current < self.best
         self.best = min(self.best, current)
-        self.log(f"epoch {epoch + 1}/{self.epochs}  {metrics}  {time.perf_counter() - self.started:.1f} s"
+        ended = time.perf_counter()
+        train_seconds = (self.trained if self.trained > self.started else ended) - self.started
+        speed = f"  (train {train_seconds:.1f} s, {self.examples / train_seconds:,.0f} img/s)" \
+            if self.examples and train_seconds > 0 else ""
+        self.log(f"epoch {epoch + 1}/{self.epochs}  {metrics}  {ended - self.started:.1f} s{speed}"
                  + ("  (best)" if best else ""))
 
 
@@ -332,7 +365,7 @@ def compile_for_training(model, hparams, learning_rate_value=None):
         loss = tf_keras.losses.SparseCategoricalCrossentropy()
         accuracy = tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=tf_keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy],
-                  jit_compile=hparams.jit_compile)
+                  jit_compile=hparams.jit_compile, steps_per_execution=hparams.steps_per_execution)
 
 
 def reinitialise(model, seed):
@@ -342,17 +375,22 @@ def reinitialise(model, seed):
         model.set_weights(tf_keras.models.clone_model(model).get_weights())
 
 
-def _sample(dataset, n=1024):
+def _sample(dataset, preprocess=None, n=1024):
     images = [image for image, _ in dataset.take(n).batch(n)]
-    return images[0].numpy() if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
+    if not images:
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
+    return (preprocess(images[0]) if preprocess is not None else images[0]).numpy()
 
 
-def train(model, train_ds, eval_ds=None, hparams=None, callbacks=(), log=print):
+def train(model, train_ds, eval_ds=None, hparams=None, callbacks=(), log=print, preprocess=None):
     """Compile and fit `model`; returns the Keras History and leaves the best weights in the model.
 
     train_ds, eval_ds: tf.data.Datasets of unbatched (image [48, 48, 1] float32, label int64) pairs
         (or float label shares with soft_labels), already normalised; train() batches, shuffles,
         augments and prefetches. Without eval_ds, early stopping watches the training loss.
+    preprocess: images uint8 [B, 48, 48, 1] -> the model's input; then the datasets hold raw uint8
+        pixels (what the Trainer reads when Transform does not materialise its output) and are
+        cached raw, four times smaller than normalised floats.
     callbacks: extra Keras callbacks (the run_fn adds TensorBoard).
     log: where the per-epoch line goes.
     The History carries `attempts`: one entry per initialisation tried (seed, learning rate,
@@ -361,7 +399,8 @@ def train(model, train_ds, eval_ds=None, hparams=None, callbacks=(), log=print):
     """
     hparams = hparams or HParams()
     num_classes = model.output_shape[-1]
-    train_ds = _check_examples(train_ds, "train_ds")
+    raw = preprocess is not None
+    train_ds = _check_examples(train_ds, "train_ds", raw=raw)
     counts = class_counts(train_ds, num_classes)
     if not counts.sum():
         raise ValueError("train(): train_ds is empty")
@@ -374,13 +413,17 @@ def train(model, train_ds, eval_ds=None, hparams=None, callbacks=(), log=print):
 
     validation, chance, monitor_accuracy = None, counts.max() / counts.sum(), "accuracy"
     if eval_ds is not None:
-        eval_ds = _check_examples(eval_ds, "eval_ds")
-        validation = without_autotune(eval_ds.batch(hparams.eval_batch_size).cache().prefetch(2))
+        eval_ds = _check_examples(eval_ds, "eval_ds", raw=raw)
         eval_counts = class_counts(eval_ds, num_classes)
         if eval_counts.sum():  # always predicting the train split's majority class would score this
             chance, monitor_accuracy = eval_counts[counts.argmax()] / eval_counts.sum(), "val_accuracy"
+            batches = eval_ds.apply(tf.data.experimental.assert_cardinality(int(eval_counts.sum())))
+            batches = batches.cache().batch(hparams.eval_batch_size)
+            if raw:
+                batches = batches.map(lambda images, labels: (preprocess(images), labels))
+            validation = without_autotune(batches.prefetch(2))
     monitor = "val_loss" if validation is not None else "loss"
-    probe = _sample(eval_ds if eval_ds is not None else train_ds)
+    probe = _sample(eval_ds if eval_ds is not None else train_ds, preprocess)
     steps_per_epoch = int(math.ceil(counts.sum() / hparams.batch_size))
 
     attempts, peak = [], hparams.learning_rate
@@ -395,10 +438,12 @@ def train(model, train_ds, eval_ds=None, hparams=None, callbacks=(), log=print):
         early_stopping = tf_keras.callbacks.EarlyStopping(
             monitor=monitor, patience=hparams.early_stopping_patience, restore_best_weights=True)
         history = model.fit(
-            training_batches(train_ds, dataclasses.replace(hparams, seed=seed)), validation_data=validation,
+            training_batches(train_ds, dataclasses.replace(hparams, seed=seed), preprocess, int(counts.sum())),
+            validation_data=validation,
             epochs=hparams.epochs, class_weight=class_weight, verbose=0,
             # the guards last: they have the final word on stop_training
-            callbacks=[*callbacks, early_stopping, EpochLog(hparams.epochs, monitor, log), guard, chance_guard])
+            callbacks=[*callbacks, early_stopping, EpochLog(hparams.epochs, monitor, log, int(counts.sum())),
+                       guard, chance_guard])
         attempts.append({"seed": seed, "learning_rate": peak, "epochs": len(history.history["loss"]),
                          "collapsed": guard.finding})
         history.attempts = attempts

@@ -83,7 +83,8 @@ def build(evaluation_uri: str, blessed: Optional[bool], training_record: Dict[st
                   "outputs": "probabilities [7] (temperature-scaled), class_id, class_name, uncertain",
                   "classes": list(dc.EMOTIONS),
                   "temperature": serving.get("temperature"), "uncertain_below": serving.get("uncertain_below"),
-                  "test_time_augmentation": serving.get("tta")},
+                  "test_time_augmentation": serving.get("tta"), "max_image_pixels": serving.get("max_image_pixels"),
+                  "max_image_bytes": serving.get("max_image_bytes")},
         "intended_use": INTENDED_USE,
         "out_of_scope": OUT_OF_SCOPE,
         "training_data": {"synthetic": synthetic, "data_root": ingest_summary.get("data_root"),
@@ -135,6 +136,9 @@ _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=Tru
 - Inputs: {{ card.model.inputs }}.
 - Outputs: {{ card.model.outputs }}; classes {{ card.model.classes | join(", ") }}.
 - Temperature {{ fmt(card.model.temperature, 3) }}; answers below {{ fmt(card.model.uncertain_below, 3) }} confidence are flagged `uncertain`; test-time augmentation: {{ card.model.test_time_augmentation }}.
+{% if card.model.max_image_pixels %}
+- `serving_images` refuses, before decoding, an image over {{ "{:,}".format(card.model.max_image_pixels) }} pixels (from its header) or {{ "{:,}".format(card.model.max_image_bytes) }} bytes.
+{% endif %}
 {% if card.model.serving_dir %}
 - Served from `{{ card.model.serving_dir }}`.
 {% endif %}

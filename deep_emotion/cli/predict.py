@@ -15,10 +15,11 @@ from contract.data import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
               help="Inputs are face crops already: classify each whole image, no face detection.")
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Videos: answer every K-th frame.")
-@click.option("--max-image-pixels", type=click.IntRange(min=1), default=MAX_IMAGE_PIXELS, show_default=True,
-              help="Refuse an image whose header claims more pixels, before decoding it.")
-@click.option("--max-image-bytes", type=click.IntRange(min=1), default=MAX_IMAGE_BYTES, show_default=True,
-              help="Refuse an image file larger than this.")
+@click.option("--max-image-pixels", type=click.IntRange(min=1), default=None,
+              help=f"Refuse an image whose header claims more pixels, before decoding it [default: the budget the "
+                   f"model was exported with, {MAX_IMAGE_PIXELS:,} unless set otherwise].")
+@click.option("--max-image-bytes", type=click.IntRange(min=1), default=None,
+              help=f"Refuse an image file larger than this [default: the model's budget, {MAX_IMAGE_BYTES:,}].")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 def command(model_path, no_detect, every, max_image_pixels, max_image_bytes, paths):
     """Predict the emotion of the faces in photos, videos and folders, of 48x48 crops, or of

@@ -196,3 +196,34 @@ def test_soft_labels_train_on_the_vote_shares(faces):
     assert len(history.history["loss"]) < 150
     assert isinstance(model.loss, tf_keras.losses.CategoricalCrossentropy)
     assert (model.predict(images, verbose=0).argmax(axis=1) == labels).mean() == 1.0
+
+
+@pytest.mark.parametrize("layout", ["paper", "reference"])
+def test_several_steps_per_execution_train_the_same_weights_as_one(layout, faces):
+    """steps_per_execution only changes how often fit() returns to Python: on fixed weights and data
+    (no dropout, no augmentation, no shuffle) 2 epochs of 5 batches give the same weights, to float noise, as
+    one step per call, for both layouts."""
+    from trainer.train import compile_for_training
+
+    images, labels = faces
+    batches = dataset(images[:40], labels[:40]).batch(8)
+    trained = []
+    for steps in (1, 4):  # 5 batches: one full execution of 4 and a partial one
+        model = build_model(layout, dropout_rate=0.0, seed=0)
+        compile_for_training(model, HParams(steps_per_execution=steps, learning_rate=0.001))
+        model.fit(batches, epochs=2, verbose=0)
+        trained.append(model.get_weights())
+    for one, several in zip(*trained):
+        np.testing.assert_allclose(several, one, rtol=1e-4, atol=1e-5)
+
+
+def test_splits_of_unknown_size_train_with_several_steps_per_execution(faces):
+    """TFRecord splits have no known size in tf.data (a filter here makes it so); with steps_per_execution
+    > 1 Keras refuses such data unless train() states the sizes it counted: 2 epochs run, both splits."""
+    images, labels = faces
+    unknown = dataset(images, labels).filter(lambda image, label: True)
+    assert unknown.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    model = build_model("paper", seed=0)
+    history = train(model, unknown, unknown, HParams(epochs=2, augment=False, steps_per_execution=8, batch_size=16),
+                    log=lambda _: None)
+    assert len(history.history["loss"]) == len(history.history["val_loss"]) == 2
