@@ -7,7 +7,14 @@ Pushes appear whole: locally a version is built in a hidden staging folder (TF S
 names that are not numbers) and renamed into place (contract.publish). Object stores (gs://) have
 no rename: there saved_model.pb is copied last, as TFX's own Pusher does, and a version counts as
 complete only once it holds saved_model.pb.
+
+Concurrent pushes (two runs of one pipeline at once) are serialised locally by an exclusive lock
+on `<base>/.push.lock`: the second one then sees the first one's version, so an identical model is
+published once and a different one becomes the next complete version; nothing is half-written or
+lost either way.
 """
+import contextlib
+import fcntl
 import hashlib
 import os
 import time
@@ -20,6 +27,7 @@ from contract import publish
 
 SAVED_MODEL_FILE = "saved_model.pb"
 _PUSH_ATTEMPTS = 20
+_LOCK_FILE = ".push.lock"  # hidden: TF Serving and versions() only look at numeric names
 
 
 def saved_model_digest(model_dir: str, ignore: Iterable[str] = ()) -> str:
@@ -75,6 +83,27 @@ def push(model_dir: str, base_dir: str, now: Optional[int] = None,
     """
     extra_names = set(extra_files("0")) if extra_files else set()
     digest = saved_model_digest(model_dir, extra_names)
+    with _push_lock(base_dir):
+        return _push_locked(model_dir, base_dir, digest, extra_names, now, extra_files)
+
+
+@contextlib.contextmanager
+def _push_lock(base_dir: str):
+    """An exclusive flock on a hidden file in a local base dir (released by the kernel if the
+    holder dies); object stores have no locks: there the version-number race below is the guard."""
+    if "://" in base_dir:
+        yield
+        return
+    os.makedirs(base_dir, exist_ok=True)
+    with open(os.path.join(base_dir, _LOCK_FILE), "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _push_locked(model_dir, base_dir, digest, extra_names, now, extra_files) -> Tuple[str, bool]:
     for _ in range(_PUSH_ATTEMPTS):
         existing = versions(base_dir)
         newest = newest_complete_version(base_dir)
