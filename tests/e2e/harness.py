@@ -17,7 +17,7 @@ from deep_emotion import runs
 
 REPO = Path(__file__).resolve().parents[2]
 TFX = str(Path(sys.executable).parent / "tfx")
-CODE = ("contract", "components", "trainer", "pipeline", "deep_emotion", "runners", "schema")
+CODE = ("contract", "components", "faces", "trainer", "pipeline", "deep_emotion", "runners", "schema")
 
 
 class PipelineSandbox:
@@ -71,25 +71,24 @@ class PipelineSandbox:
         return self.tfx("run", "create", "--pipeline_name", self.name,
                         env={f"DEEP_EMOTION_{k.upper()}": v for k, v in settings.items()})
 
+    def start(self, **settings: str) -> "RunningRun":
+        """Starts `tfx run create` without waiting (its own process group, output to files)."""
+        return RunningRun(self, {f"DEEP_EMOTION_{k.upper()}": v for k, v in settings.items()})
+
+    def run_and_do_when(self, condition: Callable[[], bool], action: Callable[["RunningRun"], None],
+                        timeout: int = 600, poll: float = 0.05) -> subprocess.CompletedProcess:
+        """Starts a run, calls action(run) once as soon as condition() holds, waits for its end."""
+        run = self.start()
+        try:
+            run.when(condition, timeout, poll)
+            action(run)
+            return run.wait(timeout)
+        finally:
+            run.kill()
+
     def run_and_kill_when(self, condition: Callable[[], bool], timeout: int = 600) -> int:
         """Starts a run and SIGKILLs its whole process group as soon as condition() holds."""
-        process = subprocess.Popen([TFX, "run", "create", "--pipeline_name", self.name, "--engine", "beam"],
-                                   env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)
-        deadline = time.time() + timeout
-        try:
-            while time.time() < deadline and process.poll() is None:
-                if condition():
-                    os.killpg(process.pid, signal.SIGKILL)
-                    break
-                time.sleep(0.5)
-            else:
-                raise AssertionError("the run ended (or timed out) before the kill condition held")
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        return process.returncode
+        return self.run_and_do_when(condition, RunningRun.kill, timeout, poll=0.5).returncode
 
     def latest_run(self) -> runs.PipelineRun:
         run = runs.latest_run(self.metadata_path, self.name)
@@ -97,7 +96,47 @@ class PipelineSandbox:
         return run
 
     def versions(self):
-        return sorted(p.name for p in self.serving_dir.iterdir()) if self.serving_dir.exists() else []
+        """Every name in the serving dir but the Pusher's lock file: versions and any staging left."""
+        return sorted(p.name for p in self.serving_dir.iterdir() if p.name != ".push.lock") \
+            if self.serving_dir.exists() else []
+
+
+class RunningRun:
+    """A `tfx run create` in progress; stdout and stderr go to files (a pipe would fill and stall it)."""
+
+    def __init__(self, sandbox: PipelineSandbox, env: Dict[str, str]):
+        logs = sandbox.root / "logs"
+        logs.mkdir(exist_ok=True)
+        stamp = f"{time.time():.6f}"
+        self.stdout_path, self.stderr_path = logs / f"{stamp}.out", logs / f"{stamp}.err"
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.process = subprocess.Popen(
+                [TFX, "run", "create", "--pipeline_name", sandbox.name, "--engine", "beam"],
+                env={**sandbox.env, **env}, stdout=out, stderr=err, start_new_session=True)
+
+    def when(self, condition: Callable[[], bool], timeout: int, poll: float) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline and self.process.poll() is None:
+            if condition():
+                return
+            time.sleep(poll)
+        raise AssertionError(f"the run ended (or timed out) before the condition held\n{self.output()[-4000:]}")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def wait(self, timeout: int = 900) -> subprocess.CompletedProcess:
+        try:
+            self.process.wait(timeout)
+        finally:
+            self.kill()
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode,
+                                           self.stdout_path.read_text(), self.stderr_path.read_text())
+
+    def output(self) -> str:
+        return self.stdout_path.read_text() + self.stderr_path.read_text()
 
 
 def explain(result: subprocess.CompletedProcess) -> str:

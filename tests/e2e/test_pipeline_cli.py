@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from components.model_card.card import CARD_JSON, CARD_MARKDOWN
 from components.pusher.serving_dir import saved_model_digest
 from contract import data as dc
 from deep_emotion import runs
@@ -27,13 +29,13 @@ from trainer.lite import LiteModel, tflite_path
 EXAMPLE_GEN = "DeepEmotionExampleGen"
 UPSTREAM = [EXAMPLE_GEN, "StatisticsGen", "SchemaGen", "ImportSchemaGen", "ExampleValidator", "DataGate", "Transform"]
 ALL_NODES = UPSTREAM + ["Trainer", "latest_blessed_model_resolver", "Evaluator", "ModelCardGenerator", "Pusher"]
-FAST = json.dumps({"epochs": 4, "batch_size": 32, "early_stopping_patience": 4})
+FAST = json.dumps({"epochs": 20, "batch_size": 32, "early_stopping_patience": 6})
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    generate(str(root), n=700, seed=3)
+    generate(str(root), n=1400, seed=3)
     return root
 
 
@@ -122,6 +124,57 @@ def test_both_serving_signatures_return_seven_probabilities(sandbox):
     np.testing.assert_allclose(by_image["probabilities"].numpy()[0], by_example["probabilities"].numpy()[0], atol=1e-4)
 
 
+def _png_claiming(width, height, padding=0):
+    """A PNG whose header claims width x height (a decompression bomb needs no real pixels)."""
+    import struct
+    import zlib
+
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"tEXt", b"x" * padding) + chunk(b"IEND", b""))
+
+
+def test_the_served_model_refuses_an_image_bomb_from_its_header_and_answers_a_large_photo(sandbox):
+    import psutil
+    from skimage import data
+
+    model = tf.saved_model.load(str(sandbox.serving_dir / sandbox.versions()[-1]))
+    serve = model.signatures["serving_images"]
+    assert (int(model.max_image_pixels.numpy()), int(model.max_image_bytes.numpy())) == (
+        dc.MAX_IMAGE_PIXELS, dc.MAX_IMAGE_BYTES)
+    small = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(small, format="PNG")
+    serve(image_bytes=tf.constant([small.getvalue()]))  # traced and warm
+    bomb = tf.constant([_png_claiming(20000, 20000)])  # 0.4 GPixel claimed in a ~100-byte file
+    process = psutil.Process()
+    rss_before, peak_before = process.memory_info().rss, process.memory_info().rss
+    started = time.perf_counter()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="over|more than") as refused:
+        serve(image_bytes=bomb)
+    seconds = time.perf_counter() - started
+    assert "pixel budget of 16,000,000 pixels" in str(refused.value)
+    assert seconds < 0.1 and process.memory_info().rss - rss_before < 100 * 2 ** 20, (seconds, peak_before)
+    too_many_bytes = tf.constant([_png_claiming(64, 64, padding=dc.MAX_IMAGE_BYTES)])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="byte budget of 20,971,520 bytes"):
+        serve(image_bytes=too_many_bytes)
+    photo = io.BytesIO()  # 12 Mpixel, inside the budget: answered
+    Image.fromarray(data.astronaut()).resize((4000, 3000)).save(photo, format="JPEG", quality=85)
+    answer = serve(image_bytes=tf.constant([photo.getvalue()]))
+    assert answer["probabilities"].shape == (1, dc.NUM_CLASSES)
+
+
+def test_predict_refuses_an_image_over_the_models_budget_on_its_own_line(sandbox, tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_claiming(20000, 20000))
+    fine = _save(tmp_path / "fine.png", np.full((48, 48), 128, np.uint8))
+    answers = _answers(_deep_emotion(sandbox, "predict", "--model", str(sandbox.serving_dir), str(bomb), fine))
+    assert answers[0]["input"] == str(bomb)
+    assert answers[0]["error"] == ("cannot read image: refused: 20000x20000 = 400,000,000 pixels, over the image "
+                                   "pixel budget of 16,000,000")
+    assert answers[1]["input"] == fine and answers[1]["emotion"] in dc.EMOTIONS
+
+
 def test_pushed_tflite_copy_gives_the_savedmodel_probabilities(sandbox):
     version_dir = sandbox.serving_dir / sandbox.versions()[0]
     examples = _raw_test_examples(sandbox.latest_run(), limit=16)
@@ -203,7 +256,7 @@ def test_predict_finds_the_faces_in_photos_and_answers_no_face_for_a_cat_and_a_c
                    for a in found) == 1
 
 
-def test_emotions_through_predict_on_scenes_are_within_3_points_of_the_same_faces_as_crops(sandbox, tmp_path):
+def test_emotions_through_predict_on_scenes_score_no_more_than_3_points_below_the_same_faces_as_crops(sandbox, tmp_path):
     """The same faces (the generator draws a face the same at any size) as 48x48 crops and inside
     640x480 scenes, three to a scene: the face stage must not cost accuracy."""
     from deep_emotion.demo_data import scenes
@@ -232,7 +285,10 @@ def test_emotions_through_predict_on_scenes_are_within_3_points_of_the_same_face
     assert len({f for f, _, _ in matched}) == len(matched) >= 0.9 * len(labels)
     in_scenes = np.mean([predicted == label for _, label, predicted in matched])
     as_crop = np.mean([as_crops[face] == label for face, label, _ in matched])
-    assert abs(in_scenes - as_crop) <= 0.03, (in_scenes, as_crop)
+    # No more than 3 points below the crops. Above is allowed: the face stage frames a face as
+    # FER2013 does (faces/crop.py), and on these faces it scored higher than the 48x48 renders
+    # (0.86 vs 0.81 on 192 faces with the model this sandbox trains).
+    assert in_scenes >= as_crop - 0.03, (in_scenes, as_crop)
 
 
 def _video(path, frames, seed=0):
@@ -340,6 +396,97 @@ def test_run_killed_during_training_then_rerun_completes_from_cached_upstream(sa
     states = sandbox.latest_run().states()
     assert all(states[node] == "CACHED" for node in UPSTREAM), states
     assert states["Trainer"] == states["Evaluator"] == states["Pusher"] == "COMPLETE"
+
+
+@pytest.fixture(scope="module")
+def small_data_root(tmp_path_factory, data_root):
+    """A third of data_root's rows: for the sandboxes that need a run of their own, quicker."""
+    root = tmp_path_factory.mktemp("small-data")
+    lines = (data_root / "fer2013.csv").read_text().splitlines(keepends=True)
+    (root / "fer2013.csv").write_text("".join(lines[:1] + lines[1::3]))
+    return root
+
+
+def test_two_runs_at_once_that_train_better_models_publish_both_as_complete_distinct_versions(tmp_path, small_data_root):
+    """Two `tfx run create` of one pipeline at once (a schedule overlapping a manual run), each
+    training its own model that beats the served one (a one-epoch model, blessed by a floor of 0):
+    both finish, both push, each a new complete version; nothing staged is left behind."""
+    box = PipelineSandbox(tmp_path, "e2e-two-at-once", small_data_root, profile="demo", accuracy_floor="0.0",
+                          hparams=json.dumps(json.loads(FAST) | {"epochs": 1}))
+    assert box.create().returncode == 0
+    first = box.run()
+    assert first.returncode == 0, explain(first)
+    before = box.versions()
+    assert len(before) == 1
+    started = [box.start(hparams=json.dumps(json.loads(FAST) | {"seed": seed})) for seed in (11, 12)]
+    for result in [run.wait() for run in started]:
+        assert result.returncode == 0, explain(result)
+    after = box.versions()
+    assert all(v.isdigit() and (box.serving_dir / v / "saved_model.pb").exists() for v in after), after
+    pushes = [run.nodes["Pusher"].output("pushed_model") for run in runs.pipeline_runs(box.metadata_path, box.name)[1:]]
+    assert len(pushes) == 2 and all(runs.custom_property(p, "pushed") for p in pushes), \
+        "a model trained 20 epochs did not beat a model trained 1"
+    assert sorted(str(runs.custom_property(p, "pushed_version")) for p in pushes) == [v for v in after if v not in before]
+    assert len(after) == 3 and after[0] == before[0]  # the served version untouched, two new ones beside it
+    model_digests = {saved_model_digest(str(box.serving_dir / v), [CARD_JSON, CARD_MARKDOWN]) for v in after}
+    assert len(model_digests) == 3
+
+
+def _small_disk_for(box: PipelineSandbox, megabytes: int):
+    """A tmpfs of `megabytes` mounted on the sandbox's pipeline root (its artifacts; ML Metadata
+    stays outside), unmounted at the end. Needs root, as these machines run tests; else a skip."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def mounted():
+        box.pipeline_root.mkdir(parents=True, exist_ok=True)
+        mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(box.pipeline_root)],
+                               capture_output=True, text=True)
+        if mount.returncode:
+            pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {mount.stderr.strip()}")
+        try:
+            yield
+        finally:
+            subprocess.run(["umount", "-l", str(box.pipeline_root)], check=False)
+    return mounted()
+
+
+def _fill(folder: Path) -> None:
+    """Takes every free byte of the file system holding folder (another process filling the disk)."""
+    free = os.statvfs(folder)
+    try:
+        filler = open(folder / ".filler", "wb", buffering=0)  # unbuffered: nothing left to flush at close
+    except OSError:  # full already
+        return
+    with filler:
+        try:
+            os.posix_fallocate(filler.fileno(), 0, free.f_bavail * free.f_frsize)
+        except OSError:
+            pass
+        while True:  # whatever fallocate left
+            try:
+                filler.write(b"\0" * 4096)
+            except OSError:
+                break
+
+
+@pytest.mark.parametrize("component", [EXAMPLE_GEN, "Transform"])
+def test_a_disk_that_fills_during_a_component_stops_the_run_with_a_clear_error_and_nothing_complete(
+        tmp_path, small_data_root, component):
+    box = PipelineSandbox(tmp_path, "e2e-disk-full", small_data_root, profile="demo", hparams=FAST)
+    assert box.create().returncode == 0
+    with _small_disk_for(box, 64):
+        result = box.run_and_do_when(lambda: (box.pipeline_root / component).exists(),
+                                     lambda run: _fill(box.pipeline_root))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "No space left on device" in output, explain(result)
+    run = box.latest_run()
+    assert run.nodes[component].state != "COMPLETE", run.states()
+    assert not any(artifact.state == artifact.LIVE for artifacts in run.nodes[component].outputs.values()
+                   for artifact in artifacts)
+    assert not {"Trainer", "Pusher"} & set(run.nodes), run.states()
+    assert not box.serving_dir.exists()
 
 
 def test_data_that_breaks_the_schema_stops_the_run_before_transform(tmp_path, data_root):
