@@ -1,42 +1,55 @@
-"""The whole pipeline over a FER2013-size synthetic data root: wall time and peak RSS per component.
+"""The whole pipeline at 1x, 2x and 4x FER2013's rows: wall time and peak RSS per component, how
+they grow with the data, and training images/s through the pipeline beside the model alone.
 
-    TF_USE_LEGACY_KERAS=1 .venv/bin/python -m bench.pipeline [--n 35887] [--epochs 1] [--work-dir DIR]
+    TF_USE_LEGACY_KERAS=1 .venv/bin/python -m bench.pipeline [--scales 1 2 4] [--n 35887]
+        [--epochs 2] [--work-dir DIR] [--json FILE]
 
-Runs the same pipeline as `tfx run create --engine beam` (BeamDagRunner, in this process, so one
-sampler sees every component's memory) on a fresh pipeline root. The Trainer runs `--epochs` epochs
-(default 1) so that "everything but the Trainer's epochs" can be read off: the Trainer line shows
-its wall time and the per-epoch time it logged. Target (issue 4): all components except the
-Trainer's epochs together under 5 minutes on 2 cores.
+Each scale runs in its own process (a fresh RSS) the same pipeline as `tfx run create --engine
+beam` (BeamDagRunner in that process, so one sampler sees every component's memory), with the
+default `real-data` profile for `--epochs` epochs, on a fresh pipeline root over a synthetic data
+root of n x scale FER2013 rows plus the CK+ (both layouts), JAFFE and FERG folders. A component's
+peak RSS is the process tree's during its run: what it added on top of what the components
+before it left resident. Targets (issue 14): every component's peak at 4x within 15% of 1x;
+everything but the Trainer's epochs under 60 s at 1x; training images/s through the pipeline
+(the last epoch's training pass, logged by the Trainer) within 10% of the model alone fed from
+memory (bench.model's figure at the same layout and batch, measured here in its own process).
 """
 import argparse
 import json
 import logging
 import os
 import re
+import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+LAYOUT, BATCH = "paper", 128
 
 
 class _Timeline(logging.Handler):
     """Records TFX's `node X is running/finished` log lines and the Trainer's epoch lines."""
 
     _NODE = re.compile(r"node (\S+) is (running|finished)\.")
-    _EPOCH = re.compile(r"epoch \d+/\d+ .* ([\d.]+) s")
+    _EPOCH = re.compile(r"^epoch \d+/\d+ .*  ([\d.]+) s(?:  \(train ([\d.]+) s, ([\d,]+) img/s\))?")
 
     def __init__(self):
         super().__init__(logging.INFO)
-        self.events, self.epoch_seconds = [], []
+        self.events, self.epochs = [], []
 
     def emit(self, record):
         message = record.getMessage()
         node = self._NODE.match(message)
         if node:
             self.events.append((time.time(), node.group(1), node.group(2)))
-        epoch = self._EPOCH.search(message)
-        if epoch and message.startswith("epoch"):
-            self.epoch_seconds.append(float(epoch.group(1)))
+        epoch = self._EPOCH.match(message)
+        if epoch:
+            self.epochs.append({"seconds": float(epoch.group(1)),
+                                "train_seconds": float(epoch.group(2) or 0),
+                                "images_per_second": float((epoch.group(3) or "0").replace(",", ""))})
 
 
 class _RssSampler(threading.Thread):
@@ -64,21 +77,15 @@ class _RssSampler(threading.Thread):
         return max(values) if values else (before[-1] if before else 0)  # a node shorter than one sample
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=35_887, help="fer2013.csv rows (FER2013 has 35,887)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--work-dir", default=None, help="reuse generated data here (default: a temp dir)")
-    args = parser.parse_args()
-
-    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-pipeline-"))
-    work.mkdir(parents=True, exist_ok=True)
-    data_root = work / f"data-{args.n}"
-    run_root = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+def run_one(n: int, epochs: int, work: Path) -> dict:
+    """One pipeline run over n FER2013 rows, in this process: its per-component figures."""
+    data_root = work / f"data-{n}"
+    run_root = Path(tempfile.mkdtemp(prefix=f"run-{n}-", dir=work))
     os.environ.update({
         "DEEP_EMOTION_DATA_ROOT": str(data_root), "DEEP_EMOTION_OUTPUT_ROOT": str(run_root),
-        "DEEP_EMOTION_PROFILE": "demo", "DEEP_EMOTION_ACCURACY_FLOOR": "0",
-        "DEEP_EMOTION_HPARAMS": json.dumps({"epochs": args.epochs}),
+        "DEEP_EMOTION_PROFILE": "real-data", "DEEP_EMOTION_MODEL_LAYOUT": LAYOUT,
+        "DEEP_EMOTION_ACCURACY_FLOOR": "0",
+        "DEEP_EMOTION_HPARAMS": json.dumps({"epochs": epochs, "batch_size": BATCH}),
     })
     from contract.runtime import pipeline_progress_logging, quiet_tensorflow
 
@@ -86,8 +93,8 @@ def main():
     if not data_root.exists():
         from deep_emotion.demo_data.generate import generate
 
-        print(f"Generating a {args.n}-row synthetic data root in {data_root} ...", flush=True)
-        generate(str(data_root), n=args.n, seed=0)
+        print(f"Generating a {n}-row synthetic data root in {data_root} ...", flush=True)
+        generate(str(data_root), n=n, seed=0)
 
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
@@ -103,23 +110,97 @@ def main():
     total = time.time() - started
     sampler.stop.set()
 
-    running = {}
-    rows = []
+    running, components = {}, {}
     for t, node, state in timeline.events:
         if state == "running":
             running[node] = t
         elif node in running:
-            rows.append((node, t - running[node], sampler.peak(running[node], t)))
-    epochs = sum(timeline.epoch_seconds)
-    print(f"\nPipeline over {args.n} FER2013 rows + CK+/JAFFE/FERG (data root {data_root}), {os.cpu_count()} cores")
-    print(f"{'component':32s} {'wall s':>8s} {'peak RSS MB':>12s}")
-    for node, seconds, peak in rows:
-        print(f"{node:32s} {seconds:8.1f} {peak / 2**20:12.0f}")
-    print(f"{'total (runner, wall)':32s} {total:8.1f} {max(r for _, r in sampler.samples) / 2**20:12.0f}")
-    print(f"Trainer epochs ({len(timeline.epoch_seconds)}): {epochs:.1f} s; "
-          f"everything else: {total - epochs:.1f} s (target < 300 s)")
-    print("Reproduce: TF_USE_LEGACY_KERAS=1 .venv/bin/python -m bench.pipeline "
-          f"--n {args.n} --epochs {args.epochs}" + (f" --work-dir {args.work_dir}" if args.work_dir else ""))
+            components[node] = {"seconds": t - running[node], "peak_rss": sampler.peak(running[node], t)}
+    return {"n": n, "components": components, "total_seconds": total,
+            "peak_rss": max(r for _, r in sampler.samples), "epochs": timeline.epochs,
+            "epoch_seconds": sum(e["seconds"] for e in timeline.epochs), "run_root": str(run_root)}
+
+
+def model_only_images_per_second(runs: int = 5) -> float:
+    """bench.model's training figure (the model fed from memory) for LAYOUT at BATCH, in its own process."""
+    code = ("import json, statistics; from bench.model import train_throughput; "
+            f"rates, _ = train_throughput({LAYOUT!r}, {BATCH}, 40, {runs}, pipeline=False); "
+            "print('RATE', statistics.median(rates))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"^RATE (\S+)$", out, re.M).group(1))
+
+
+def _table(results, model_rate):
+    base = results[0]
+    scales = [r["n"] / base["n"] for r in results]
+    nodes = list(base["components"])
+    header = f"{'component':30s}" + "".join(f" {f'{s:g}x wall s':>11s} {f'{s:g}x RSS MB':>11s}" for s in scales)
+    print(header + f" {'RSS ' + f'{scales[-1]:g}x/1x':>10s} {'wall ' + f'{scales[-1]:g}x/1x':>10s}")
+    for node in nodes:
+        cells = [r["components"].get(node, {"seconds": 0.0, "peak_rss": 0}) for r in results]
+        line = f"{node:30s}" + "".join(f" {c['seconds']:11.1f} {c['peak_rss'] / 2**20:11.0f}" for c in cells)
+        first, last = cells[0], cells[-1]
+        rss_ratio = last["peak_rss"] / first["peak_rss"] if first["peak_rss"] else float("nan")
+        wall_ratio = last["seconds"] / first["seconds"] if first["seconds"] else float("nan")
+        print(line + f" {rss_ratio:10.2f} {wall_ratio:10.2f}")
+    print(f"{'total (runner)':30s}" + "".join(f" {r['total_seconds']:11.1f} {r['peak_rss'] / 2**20:11.0f}"
+                                                for r in results))
+    for r in results:
+        rest = r["total_seconds"] - r["epoch_seconds"]
+        speeds = [e["images_per_second"] for e in r["epochs"][1:]]  # epoch 1 also fills the cache
+        through = statistics.median(speeds) if speeds else float("nan")
+        line = (f"{r['n']:>7,} rows: everything but the Trainer's epochs {rest:.1f} s (target < 60 s at 1x); "
+                f"training through the pipeline {through:,.0f} img/s")
+        if model_rate:
+            line += f" = {through / model_rate:.2f}x the model alone ({model_rate:,.0f} img/s, target >= 0.90x)"
+        print(line)
+    worst = max((r["components"][node]["peak_rss"] / base["components"][node]["peak_rss"], node)
+                for node in nodes if node in results[-1]["components"] and base["components"][node]["peak_rss"])
+    print(f"Largest peak-RSS growth {scales[0]:g}x -> {scales[-1]:g}x: {worst[1]} {worst[0]:.2f}x (target <= 1.15x)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=35_887, help="fer2013.csv rows at 1x (FER2013 has 35,887)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--epochs", type=int, default=2, help="2: the second epoch shows the cached speed")
+    parser.add_argument("--work-dir", default=None, help="reuse generated data here (default: a temp dir)")
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument("--skip-model-only", action="store_true")
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child: one run, JSON out
+    args = parser.parse_args()
+
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench-pipeline-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.one is not None:
+        result = run_one(args.one, args.epochs, work)
+        (work / f"result-{args.one}.json").write_text(json.dumps(result))
+        return
+
+    results = []
+    for scale in args.scales:
+        n = int(round(args.n * scale))
+        print(f"\n--- {scale:g}x: {n:,} FER2013 rows ---", flush=True)
+        result_file = work / f"result-{n}.json"
+        result_file.unlink(missing_ok=True)
+        child = subprocess.run([sys.executable, "-m", "bench.pipeline", "--one", str(n), "--epochs",
+                                str(args.epochs), "--work-dir", str(work)], check=False)
+        if child.returncode or not result_file.exists():
+            sys.exit(f"bench.pipeline: the {scale:g}x run failed (exit {child.returncode}); its log is above")
+        results.append(json.loads(result_file.read_text()))
+        print(f"    done in {results[-1]['total_seconds']:.0f} s; outputs under {results[-1]['run_root']}", flush=True)
+    model_rate = None if args.skip_model_only else model_only_images_per_second()
+
+    print(f"\nPipeline (profile real-data, layout {LAYOUT}, batch {BATCH}, {args.epochs} epochs) over n FER2013 "
+          f"rows + CK+/JAFFE/FERG, {os.cpu_count()} cores; data under {work}")
+    _table(results, model_rate)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "model_only_images_per_second": model_rate},
+                                              indent=1))
+        print(f"Figures written to {args.json}")
+    print("Reproduce: TF_USE_LEGACY_KERAS=1 .venv/bin/python -m bench.pipeline --n "
+          f"{args.n} --scales {' '.join(f'{s:g}' for s in args.scales)} --epochs {args.epochs}"
+          + (f" --work-dir {args.work_dir}" if args.work_dir else ""))
 
 
 if __name__ == "__main__":

@@ -83,14 +83,39 @@ def run(layout, hparams, splits, log):
     before = calibration.softmax(test_logits)
     after = calibration.softmax(test_logits, fitted["temperature"])
     predicted = after.argmax(axis=1)
+    mirrored = calibration.softmax(logits.predict(splits["test"][0][:, :, ::-1], batch_size=512, verbose=0),
+                                   fitted["temperature"])
+    tta_accuracy = float(np.mean(((after + mirrored) / 2).argmax(axis=1) == labels))
     recall = {dc.EMOTIONS[c]: float(np.mean(predicted[labels == c] == c)) if np.any(labels == c) else None
               for c in range(dc.NUM_CLASSES)}
-    return {"test_accuracy": float(np.mean(predicted == labels)), "recall": recall,
+    return {"test_accuracy": float(np.mean(predicted == labels)), "tta_flip_accuracy": tta_accuracy,
+            "latency_ms": _latency(logits, splits["test"][0]), "recall": recall,
             "macro_recall": float(np.mean([r for r in recall.values() if r is not None])),
             "ece_before": calibration.expected_calibration_error(before, labels),
             "ece_after": calibration.expected_calibration_error(after, labels),
             "temperature": fitted["temperature"], "attempts": history.attempts,
             "epochs": sum(a["epochs"] for a in history.attempts), "seconds": seconds}
+
+
+def _latency(logits_model, images):
+    """Median ms of the served computation (trainer.export.served_probabilities) without and with
+    flip TTA, at batch 1 and 128."""
+    from trainer.export import served_probabilities
+
+    figures = {}
+    for tta in ("none", "flip"):
+        served = tf.function(lambda x, tta=tta: served_probabilities(
+            lambda y: logits_model(y, training=False), x, 1.0, tta))
+        for batch in (1, 128):
+            x = tf.constant(images[:batch])
+            served(x)
+            times = []
+            for _ in range(100 if batch == 1 else 20):
+                started = time.perf_counter()
+                served(x).numpy()
+                times.append(1e3 * (time.perf_counter() - started))
+            figures[f"{tta} b{batch}"] = statistics.median(times)
+    return figures
 
 
 def main():
@@ -129,8 +154,8 @@ def main():
                   f"restarts {len(outcome['attempts']) - 1}, {outcome['epochs']} epochs, {outcome['seconds']:.0f} s"),
                   flush=True)
 
-    print(f"\n{'profile':<18}{'seeds':>6}{'test acc (median, min-max)':>30}{'disgust recall':>16}{'macro recall':>14}"
-          f"{'ECE before':>11}{'ECE after':>10}{'collapses':>10}{'failed':>7}{'s/run':>7}")
+    print(f"\n{'profile':<18}{'seeds':>6}{'test acc (median, min-max)':>30}{'flip TTA':>9}{'disgust recall':>16}"
+          f"{'macro recall':>14}{'ECE before':>11}{'ECE after':>10}{'collapses':>10}{'failed':>7}{'s/run':>7}")
     for name, layout, _ in plans:
         rows = [r for r in results if r["profile"] == name]
         ok = [r for r in rows if "failed" not in r]
@@ -139,11 +164,16 @@ def main():
         disgust = [r["recall"]["disgust"] for r in ok if r["recall"]["disgust"] is not None]
         collapses = sum(1 for r in ok for a in r["attempts"] if a["collapsed"])
         print(f"{name:<18}{len(rows):>6}{med('test_accuracy'):>12.4f} ({min(accuracy, default=float('nan')):.4f}-"
-              f"{max(accuracy, default=float('nan')):.4f}){'':>4}{statistics.median(disgust) if disgust else float('nan'):>16.2f}"
+              f"{max(accuracy, default=float('nan')):.4f}){'':>4}{med('tta_flip_accuracy'):>9.4f}"
+              f"{statistics.median(disgust) if disgust else float('nan'):>16.2f}"
               f"{med('macro_recall'):>14.4f}{med('ece_before'):>11.4f}{med('ece_after'):>10.4f}{collapses:>10}"
               f"{len(rows) - len(ok):>7}{med('seconds'):>7.0f}")
     print("collapses: attempts the guard stopped and restarted; failed: runs that ended in TrainingCollapsed or "
           "TrainingDidNotLearn. Disgust recall over the test split's disgust faces.")
+    ok = [r for r in results if "failed" not in r]
+    if ok:
+        print("served computation, median ms (flip TTA runs the model twice): " + ", ".join(
+            f"{k} {statistics.median(r['latency_ms'][k] for r in ok):.2f}" for k in ok[0]["latency_ms"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
