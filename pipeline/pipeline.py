@@ -82,6 +82,8 @@ def create_pipeline(
     model_layout: str,
     accuracy_floor: float,
     example_gen_options: Optional[Dict[str, Any]] = None,
+    span_pattern: str = "span-{SPAN}",
+    num_spans: int = 1,
     baseline: str = "latest_blessed",
     enable_cache: bool = True,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
@@ -93,7 +95,8 @@ def create_pipeline(
     and what follows, and an edit elsewhere re-runs nothing (pipeline/code_fingerprint.py)."""
     example_gen = DeepEmotionExampleGen(
         input_base=data_root, options=IngestOptions.from_dict(example_gen_options or {}),
-        code_fingerprint=code_fingerprint([DeepEmotionExampleGen.__module__]))
+        code_fingerprint=code_fingerprint([DeepEmotionExampleGen.__module__]),
+        span_pattern=span_pattern, num_spans=num_spans)
     curated_schema = tfx.components.ImportSchemaGen(schema_file=schema_path)
     # With the schema, TFDV treats `emotion` as categorical (per-class counts, L-infinity drift).
     statistics_gen = tfx.components.StatisticsGen(
