@@ -10,6 +10,7 @@ The Evaluator's baseline (`baseline=`): "latest_blessed" (a Resolver; local orch
 (components/served_model: the model in service at serving_dir; open-source Kubeflow Pipelines cannot
 execute Resolver nodes, so the Kubeflow runner uses this) or "none" (absolute floor only).
 """
+import hashlib
 import json
 from typing import Any, Dict, List, Optional
 
@@ -70,6 +71,16 @@ def make_eval_config(accuracy_floor: float, with_baseline: bool) -> tfma.EvalCon
         ])
 
 
+def training_fingerprint(example_gen_code: str, options: IngestOptions, transform_code: str, trainer_code: str,
+                         hparams: Dict[str, Any], model_layout: str, schema_path: str) -> str:
+    """Everything but the data that decides the trained model, hashed: two models with the same
+    input fingerprint and this are what caching makes them, one and the same (the Kubeflow
+    SpanResolver relies on it; pushed versions record it, components/pusher/serving_dir.py)."""
+    settings = {"example_gen": example_gen_code, "ingest": options.to_dict(), "transform": transform_code,
+                "trainer": trainer_code, "hparams": hparams, "layout": model_layout, "schema": schema_path}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
+
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
@@ -93,9 +104,13 @@ def create_pipeline(
     `preprocessing_fn` / `run_fn` in the installed package. The code that ExampleGen, Transform and
     Trainer run is fingerprinted into their custom_config, so that an edit to any of it re-runs them
     and what follows, and an edit elsewhere re-runs nothing (pipeline/code_fingerprint.py)."""
+    options = IngestOptions.from_dict(example_gen_options or {})
+    example_gen_code = code_fingerprint([DeepEmotionExampleGen.__module__])
+    transform_code, trainer_code = code_fingerprint([transform_module]), code_fingerprint([trainer_module])
+    training = training_fingerprint(example_gen_code, options, transform_code, trainer_code, hparams, model_layout,
+                                    schema_path)
     example_gen = DeepEmotionExampleGen(
-        input_base=data_root, options=IngestOptions.from_dict(example_gen_options or {}),
-        code_fingerprint=code_fingerprint([DeepEmotionExampleGen.__module__]),
+        input_base=data_root, options=options, code_fingerprint=example_gen_code,
         span_pattern=span_pattern, num_spans=num_spans)
     curated_schema = tfx.components.ImportSchemaGen(schema_file=schema_path)
     # With the schema, TFDV treats `emotion` as categorical (per-class counts, L-infinity drift).
@@ -113,8 +128,7 @@ def create_pipeline(
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=gated_schema,
         preprocessing_fn=f"{transform_module}.preprocessing_fn",
-        custom_config={"code_fingerprint": code_fingerprint([transform_module])})
-    trainer_code = code_fingerprint([trainer_module])
+        custom_config={"code_fingerprint": transform_code})
     trainer = tfx.components.Trainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -149,12 +163,12 @@ def create_pipeline(
     model_card = ModelCardGenerator(
         evaluation=evaluator.outputs["evaluation"], blessing=evaluator.outputs["blessing"],
         model_run=trainer.outputs["model_run"], examples=example_gen.outputs["examples"],
-        pipeline_name=pipeline_name, code_fingerprint=trainer_code)
+        pipeline_name=pipeline_name, code_fingerprint=trainer_code, training_fingerprint=training)
     pusher = Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
-        model_card=model_card.outputs["model_card"])
+        model_card=model_card.outputs["model_card"], statistics=statistics_gen.outputs["statistics"])
     components += [evaluator, model_card, pusher]
 
     return tfx.dsl.Pipeline(
