@@ -59,6 +59,9 @@ SPAN_PATTERN = _setting("SPAN_PATTERN", "span-{SPAN}",
                         "Span folders under the data root (TFX's {SPAN}, or {YYYY}-{MM}-{DD}); a root without them is "
                         "read whole (span 0); empty: never look for spans.")
 NUM_SPANS = _setting("NUM_SPANS", 1, "How many of the latest spans a run ingests (TFX's rolling_range num_spans).")
+ACCEPT_DRIFT = _setting("ACCEPT_DRIFT", "",
+                        "Span number(s), e.g. 7 or 7,8, whose drift from the served model's training data the DataGate "
+                        "accepts (logged); no other span's. Kubeflow: the run parameter accept_drift.")
 # Defaults are IngestOptions' own (components/example_gen/options.py): one place for them.
 _INGEST_DEFAULTS = IngestOptions()
 CONTEMPT_AS = _setting("CONTEMPT_AS", _INGEST_DEFAULTS.contempt_as or "",
@@ -137,7 +140,7 @@ def pipeline_args() -> Dict[str, Any]:
         pipeline_name=PIPELINE_NAME, pipeline_root=PIPELINE_ROOT, data_root=DATA_ROOT, schema_path=SCHEMA_PATH,
         serving_dir=SERVING_DIR, transform_module=TRANSFORM_MODULE, trainer_module=TRAINER_MODULE,
         hparams=HPARAMS, model_layout=MODEL_LAYOUT, accuracy_floor=ACCURACY_FLOOR,
-        example_gen_options=EXAMPLE_GEN_OPTIONS, span_pattern=SPAN_PATTERN, num_spans=NUM_SPANS,
+        example_gen_options=EXAMPLE_GEN_OPTIONS, span_pattern=SPAN_PATTERN, num_spans=NUM_SPANS, accept_drift=ACCEPT_DRIFT,
         enable_cache=ENABLE_CACHE, beam_pipeline_args=BEAM_PIPELINE_ARGS)
 
 

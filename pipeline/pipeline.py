@@ -5,7 +5,9 @@
     DataGate(gated schema) -> Transform -> Trainer -> Evaluator (floor + no regression)
                                                    -> ModelCardGenerator -> Pusher (model + card)
 
-Transform and Trainer take the schema from DataGate, so bad data stops the run before them.
+Transform and Trainer take the schema from DataGate, so bad data, or a span that drifted from the
+served model's training data (accept_drift: span numbers whose drift an operator accepted), stops
+the run before them.
 The Evaluator's baseline (`baseline=`): "latest_blessed" (a Resolver; local orchestrators), "served"
 (components/served_model: the model in service at serving_dir; open-source Kubeflow Pipelines cannot
 execute Resolver nodes, so the Kubeflow runner uses this) or "none" (absolute floor only).
@@ -18,6 +20,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.data_gate import drift
 from components.data_gate.component import DataGate
 from components.example_gen.component import DeepEmotionExampleGen
 from components.example_gen.options import IngestOptions
@@ -95,6 +98,7 @@ def create_pipeline(
     example_gen_options: Optional[Dict[str, Any]] = None,
     span_pattern: str = "span-{SPAN}",
     num_spans: int = 1,
+    accept_drift: Any = "",
     baseline: str = "latest_blessed",
     enable_cache: bool = True,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
@@ -122,7 +126,11 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=curated_schema.outputs["schema"])
-    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"], schema=curated_schema.outputs["schema"])
+    if isinstance(accept_drift, str):
+        drift.accepted_spans(accept_drift)  # a malformed override fails here, not at the gate
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"], schema=curated_schema.outputs["schema"],
+                         statistics=statistics_gen.outputs["statistics"], serving_dir=serving_dir,
+                         accept_drift=accept_drift)
     gated_schema = data_gate.outputs["gated_schema"]
 
     transform = tfx.components.Transform(
