@@ -97,6 +97,9 @@ if PROFILE not in PROFILES:
 MODEL_LAYOUT = _setting("MODEL_LAYOUT", "paper", "Model layout: 'paper' (47,657 params) or 'reference' (66,877).")
 HPARAMS_OVERRIDES = _setting("HPARAMS", {}, 'JSON merged over the profile\'s hyperparameters, e.g. {"epochs": 5}.')
 HPARAMS = {**PROFILES[PROFILE]["hparams"], **HPARAMS_OVERRIDES}
+WARM_START = _setting("WARM_START", False,
+                      "Start training from the weights of the latest blessed model trained on other data (Kubeflow: "
+                      "the served one), TFX's base_model; false: a fresh start.")
 ACCURACY_FLOOR = _setting("ACCURACY_FLOOR", float(PROFILES[PROFILE]["accuracy_floor"]),
                           "Evaluator blesses a model only at or above this eval accuracy.")
 
@@ -141,6 +144,7 @@ def pipeline_args() -> Dict[str, Any]:
         serving_dir=SERVING_DIR, transform_module=TRANSFORM_MODULE, trainer_module=TRAINER_MODULE,
         hparams=HPARAMS, model_layout=MODEL_LAYOUT, accuracy_floor=ACCURACY_FLOOR,
         example_gen_options=EXAMPLE_GEN_OPTIONS, span_pattern=SPAN_PATTERN, num_spans=NUM_SPANS, accept_drift=ACCEPT_DRIFT,
+        warm_start=WARM_START,
         enable_cache=ENABLE_CACHE, beam_pipeline_args=BEAM_PIPELINE_ARGS)
 
 
