@@ -170,7 +170,7 @@ KFP_TRAINER_MEMORY_GB = _setting("KFP_TRAINER_MEMORY_GB", 16.0, "Memory limit of
 BEAM_PROFILE = _setting("BEAM_PROFILE", "direct",
                         "Where Kubeflow data steps run Beam: direct (in the pod), dataflow, flink or spark.")
 BEAM_DIRECT_NUM_WORKERS = _setting("BEAM_DIRECT_NUM_WORKERS", 0,
-                                   "direct profile: worker processes per pod; 0 = one per CPU.")
+                                   "direct profile: worker processes per pod; 0 = one per CPU; 1 = in the step's process.")
 DATAFLOW_PROJECT = _setting("DATAFLOW_PROJECT", "", "dataflow profile: GCP project.")
 DATAFLOW_REGION = _setting("DATAFLOW_REGION", "", "dataflow profile: region, e.g. europe-west1.")
 DATAFLOW_TEMP_LOCATION = _setting("DATAFLOW_TEMP_LOCATION", "", "dataflow profile: gs:// staging/temp folder.")

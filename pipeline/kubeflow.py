@@ -52,6 +52,8 @@ def beam_pipeline_args(profile: Optional[str] = None) -> List[str]:
     """
     profile = profile or configs.BEAM_PROFILE
     if profile == "direct":
+        if configs.BEAM_DIRECT_NUM_WORKERS == 1:  # one worker: in the step's own process, no worker to start
+            return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
         return ["--direct_running_mode=multi_processing",
                 f"--direct_num_workers={configs.BEAM_DIRECT_NUM_WORKERS}"]
     if profile == "dataflow":
