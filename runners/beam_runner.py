@@ -18,3 +18,8 @@ from pipeline import configs, local  # noqa: E402
 if __name__ == "__main__":
     pipeline_progress_logging(verbose=configs.VERBOSE_LOGS)
     BeamDagRunner().run(local.build())
+    from deep_emotion import runs, summary  # noqa: E402  (what the run did, in one line, e.g. "Nothing new: ...")
+
+    finished = runs.latest_run(configs.METADATA_PATH, configs.PIPELINE_NAME)
+    if finished is not None:
+        print(summary.verdict(finished), flush=True)
