@@ -2,6 +2,7 @@
 stand-in for KFP 2.x's driver and launcher, pipeline/kfp_local.py) on a small span root: three
 scheduled runs in a row, as a recurring run would make them. Every task runs the command the YAML
 holds, through the image's entry point, with the typeless input artifacts KFP's driver passes.
+Warm start is on: the new span's model starts from the served one.
 
 The dry run's wall time and peak memory are what `make kfp-dry-run` prints (README).
 """
@@ -34,7 +35,7 @@ class DryRun:
                     "DEEP_EMOTION_KFP_SCHEMA_PATH": str(code / "schema" / "schema.pbtxt"),
                     "DEEP_EMOTION_PROFILE": "demo", "DEEP_EMOTION_HPARAMS": json.dumps(HPARAMS),
                     "DEEP_EMOTION_ACCURACY_FLOOR": "0.0", "DEEP_EMOTION_KFP_TRAINER_GPU_COUNT": "0",
-                    "DEEP_EMOTION_BEAM_DIRECT_NUM_WORKERS": "1"}
+                    "DEEP_EMOTION_BEAM_DIRECT_NUM_WORKERS": "1", "DEEP_EMOTION_WARM_START": "true"}
         compiled = self.cli("kfp", "compile", "--output", str(self.package))
         assert compiled.returncode == 0, explain(compiled)
 
@@ -61,6 +62,12 @@ def _states(report):
     return {t["name"]: t["state"] for t in report["tasks"]}
 
 
+def _warm_start(tasks):
+    """What the Trainer's training record says about its start."""
+    model_run = tasks["Trainer"]["outputs"]["model_run"]["uri"]
+    return json.loads((Path(model_run) / "history.json").read_text())["training"]["warm_start"]
+
+
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     box = DryRun(tmp_path_factory.mktemp("kfp-dry-run"))
@@ -71,7 +78,7 @@ def dry_run(tmp_path_factory):
 def test_first_span_every_task_succeeds_and_the_model_is_pushed(dry_run):
     result, report = dry_run.run("run-1")
     assert result.returncode == 0, explain(result)
-    assert set(_states(report).values()) == {"COMPLETE"} and len(report["tasks"]) == 13
+    assert set(_states(report).values()) == {"COMPLETE"} and len(report["tasks"]) == 14
     tasks = _tasks(report)
     # What KFP's driver hands a task: the upstream artifact by its id, with no type (entrypoint fills it).
     with open(os.path.join(os.path.dirname(tasks["StatisticsGen"]["log"]), "executor_input.json")) as f:
@@ -81,6 +88,7 @@ def test_first_span_every_task_succeeds_and_the_model_is_pushed(dry_run):
     examples = tasks["DeepEmotionExampleGen"]["outputs"]["examples"]["metadata"]
     assert examples["span"] == 1 and examples["input_fingerprint"].startswith("span:1,")
     assert tasks["SpanResolver"]["parameters"]["baseline_version"] == 0  # nothing served yet
+    assert _warm_start(tasks) == {"from": None, "used": False, "why": "no earlier model"}
     assert tasks["Pusher"]["outputs"]["pushed_model"]["metadata"]["pushed"] == 1
     [version] = dry_run.versions()
     record = json.loads((dry_run.serving / version / "training_data" / "training_data.json").read_text())
@@ -113,6 +121,8 @@ def test_a_new_span_is_ingested_trained_and_pushed_if_blessed(dry_run):
     assert tasks["DeepEmotionExampleGen"]["outputs"]["examples"]["metadata"]["span"] == 2
     assert tasks["SpanResolver"]["parameters"]["baseline_version"] == int(served)
     assert tasks["ServedModel"]["outputs"]["served_model"]["metadata"]["served_version"] == int(served)
+    assert tasks["warm_start_model"]["outputs"]["served_model"]["metadata"]["served_version"] == int(served)
+    assert _warm_start(tasks)["used"] is True  # trained on from the served model's weights
     with open(tasks["DataGate"]["log"]) as f:
         assert f"drift from span 1 (what served version {served} was trained on) to span 2" in f.read()
     blessed = tasks["Evaluator"]["outputs"]["blessing"]["metadata"]["blessed"]

@@ -154,6 +154,12 @@ def test_beam_components_run_multi_process_direct_beam_in_their_pod(spec, kfp_se
         assert options["direct_num_workers"] == kfp_settings["BEAM_DIRECT_NUM_WORKERS"]
 
 
+def test_one_direct_worker_runs_in_the_steps_own_process(monkeypatch):
+    monkeypatch.setattr(configs, "BEAM_DIRECT_NUM_WORKERS", 1)
+    options = _beam_options(kubeflow.beam_pipeline_args("direct"))
+    assert (options["direct_running_mode"], options["direct_num_workers"]) == ("in_memory", 1)
+
+
 @pytest.mark.parametrize("profile, settings, expected", [
     ("dataflow", {"DATAFLOW_PROJECT": "p", "DATAFLOW_REGION": "europe-west1", "DATAFLOW_TEMP_LOCATION": "gs://b/tmp"},
      {"runner": "DataflowRunner", "project": "p", "region": "europe-west1", "temp_location": "gs://b/tmp",
