@@ -22,7 +22,6 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components.example_gen import spans
-from components.example_gen.spans import fingerprint_data_root  # noqa: F401  (its home before spans)
 
 SPAN_PATTERN_KEY = "span_pattern"
 SPAN_FOLDERS_KEY = "span_folders"

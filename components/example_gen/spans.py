@@ -24,10 +24,8 @@ import re
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from components.example_gen import files
-from components.example_gen.data_root import Plan, plan_ingestion
 from components.example_gen.options import IngestOptions
 from components.example_gen.records import IngestError
-from components.example_gen.subject_split import assign_subjects
 
 DEFAULT_PATTERN = "span-{SPAN}"
 WHOLE_ROOT = 0  # the span number of a root without span folders (TFX's span for a pattern without {SPAN})
@@ -259,11 +257,15 @@ def from_json(text: Optional[str]) -> Tuple[Span, ...]:
 
 
 # --- one ingestion plan over several span folders ----------------------------------------------------
-def plan_spans(data_root: str, spans: Sequence[Span], options: IngestOptions) -> Plan:
+def plan_spans(data_root: str, spans: Sequence[Span], options: IngestOptions):
     """The Plan of the whole root (no spans), or of the span folders as one data root: names relative
     to the data root (`span-2/jaffe/KA.AN1.39.tiff`, so image ids stay unique across spans), and the
     subject-disjoint split decided over all spans together, so that a person who appears in two
-    spans is in one split only."""
+    spans is in one split only. (Imported here: resolving spans needs none of the dataset readers.)"""
+    # pylint: disable=import-outside-toplevel
+    from components.example_gen.data_root import Plan, plan_ingestion
+    from components.example_gen.subject_split import assign_subjects
+
     if not spans:
         return plan_ingestion(data_root, options)
     plans = [(s.folder, plan_ingestion(os.path.join(data_root, s.folder), options)) for s in spans]

@@ -270,8 +270,10 @@ def run_local(package, pipeline_root, params, run_id, allow_remote_uris):
     click.echo(f"Run {report.run_id}: {len(ran)} task(s) ran, {len(cached)} from the cache, in {report.seconds:.0f} s; "
                f"peak RSS {max((t.peak_rss_mb for t in report.tasks), default=0):.0f} MB; report "
                f"{os.path.join(report.run_dir, 'run-local.json')}")
-    if ran and len(ran) == 1 and cached:
-        click.echo(f"Nothing new: every task but {ran[0]} came from the cache; nothing was trained or pushed.")
+    work = [t for t in report.tasks if t.name in ("Trainer", "Pusher")]
+    if cached and work and all(t.state == "CACHED" for t in work):
+        which = f"every task but {', '.join(ran)}" if ran else "every task"
+        click.echo(f"Nothing new: {which} came from the cache; nothing was trained or pushed.")
 
 
 @command.command("compile")

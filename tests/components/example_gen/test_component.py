@@ -8,7 +8,7 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from components.example_gen.component import INPUT_CONFIG, DeepEmotionExampleGen
-from components.example_gen.driver import fingerprint_data_root
+from components.example_gen.spans import fingerprint_data_root
 from components.example_gen.options import IngestOptions
 
 
