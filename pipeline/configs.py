@@ -70,6 +70,13 @@ USE_FERPLUS_LABELS = _setting("USE_FERPLUS_LABELS", _INGEST_DEFAULTS.use_ferplus
                               "Relabel FER2013 by FER+ majority vote when fer2013new.csv is present.")
 BAD_RECORD_BUDGET = _setting("BAD_RECORD_BUDGET", _INGEST_DEFAULTS.bad_record_budget,
                              "Bad input records tolerated (quarantined with reasons); 0 fails on the first.")
+FACE_CROP = _setting("FACE_CROP", ",".join(_INGEST_DEFAULTS.face_crop),
+                     "Image layouts whose images go through the face stage (comma-separated: ckplus-original, "
+                     "jaffe, ferg); empty: none.")
+CKPLUS_PEAK_FRAMES = _setting("CKPLUS_PEAK_FRAMES", _INGEST_DEFAULTS.ckplus_peak_frames,
+                              "Original CK+: how many of each labelled sequence's last frames are ingested.")
+CKPLUS_FIRST_FRAME_NEUTRAL = _setting("CKPLUS_FIRST_FRAME_NEUTRAL", _INGEST_DEFAULTS.ckplus_first_frame_neutral,
+                                      "Original CK+: also ingest each labelled sequence's first frame, as neutral.")
 
 # --- Model and training ---------------------------------------------------------------------------
 PROFILES: Dict[str, Dict[str, Any]] = {
@@ -133,6 +140,9 @@ EXAMPLE_GEN_OPTIONS = {  # components.example_gen.options.IngestOptions
     "contempt_as": CONTEMPT_AS or None,
     "use_ferplus_labels": USE_FERPLUS_LABELS,
     "bad_record_budget": BAD_RECORD_BUDGET,
+    "face_crop": FACE_CROP,
+    "ckplus_peak_frames": CKPLUS_PEAK_FRAMES,
+    "ckplus_first_frame_neutral": CKPLUS_FIRST_FRAME_NEUTRAL,
 }
 
 

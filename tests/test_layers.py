@@ -1,4 +1,4 @@
-"""One-way layers: contract <- components | trainer <- pipeline <- deep_emotion (.importlinter).
+"""One-way layers: contract <- faces <- components | trainer <- pipeline <- deep_emotion (.importlinter).
 
 import-linter (lint-imports) reads every import of the five packages, lazy ones inside functions
 included. The second test copies the packages, adds one import that runs back up, and checks that
@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
-PACKAGES = ("contract", "components", "trainer", "pipeline", "deep_emotion")
+PACKAGES = ("contract", "faces", "components", "trainer", "pipeline", "deep_emotion")
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess:
@@ -31,6 +31,7 @@ def test_the_code_keeps_the_layers():
     ("contract/data.py", "from pipeline import configs", "contract.data -> pipeline.configs"),
     ("components/pusher/serving_dir.py", "from trainer import export", "components.pusher.serving_dir -> trainer.export"),
     ("trainer/model.py", "def later():\n    from deep_emotion import runs", "trainer.model -> deep_emotion.runs"),
+    ("faces/crop.py", "from components.example_gen import files", "faces.crop -> components.example_gen.files"),
 ])
 def test_an_import_that_runs_back_up_breaks_the_contract(tmp_path, module, bad_import, shown):
     for package in PACKAGES:

@@ -1,45 +1,56 @@
 """Finding what a data root holds, before any record is read.
 
-Every entry under the root ends up in exactly one place of the Plan: a CSV task, an image task,
-an exclusion count (CK+ contempt), a Reject (a defect found by listing), or the list of
-unrecognised entries that reports name. Nothing is skipped silently. Symlinks are followed only
-while they stay inside the root.
+Datasets are recognised by their own name and content at any depth below the root (at most
+MAX_DEPTH folders down), inside archives too (archives.py): what sits above a dataset does not
+matter, and the root's own name is not taken for a dataset's. Two folders holding the same kind of
+dataset are an error naming both. Every entry under the root ends up in exactly one place of the
+Plan: a CSV task, an image task, an exclusion count (CK+ contempt, unlabelled CK+ sequences), a
+Reject (a defect found by listing), or the list of unrecognised entries that reports name. Nothing
+is skipped silently. Symlinks are followed only while they stay inside the root.
 """
 import collections
 import dataclasses
 import os
+import posixpath
 from typing import Counter, Dict, List, Tuple
 
-from components.example_gen import files
+from components.example_gen import archives, files
 from components.example_gen.fer2013_csv import (FERPLUS, LAYOUT_BY_FILE_NAME, UNLABELLED, USAGE_SPLIT, CsvTask,
                                                 identify_csv, read_header)
-from components.example_gen.image_folders import LISTERS, ImageTask, image_dataset_of
+from components.example_gen.image_folders import DESCRIPTION, LISTERS, ImageTask, layout_of
 from components.example_gen.options import CONTEMPT_EXCLUDED, IngestOptions
 from components.example_gen.records import IngestError, Reject
 from components.example_gen.subject_split import assign_subjects
 from contract.data import SYNTHETIC_MARKER
 
 
+MAX_DEPTH = 8  # folders (and archive levels) below the data root that are searched for datasets
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
     name: str
     path: str
-    is_dir: bool
+    is_dir: bool     # a folder, or an archive (listed as a folder of its members)
 
 
 class DataRootWalker:
-    """Lists folders under one root, recording rejects and unrecognised entries as it goes."""
+    """Lists folders and archives under one root, recording rejects, exclusions and unrecognised
+    entries as it goes."""
 
     def __init__(self, root: str):
         self.root = root.rstrip("/") or "/"
         self.rejects: List[Reject] = []
         self.unrecognised_entries: List[str] = []
+        self.excluded: Counter = collections.Counter()
+        self.notes: List[str] = []
         self._local = files.is_local(root)
         self._real_root = os.path.realpath(root) if self._local else None
         self._visited_dirs = {self._real_root}
+        self._archives: Dict[str, archives.ArchiveIndex] = {}
 
     def relpath(self, path: str) -> str:
-        if self._local:
+        if self._local and archives.SEPARATOR not in path:
             return os.path.relpath(path, self.root)
         return path[len(self.root):].lstrip("/")
 
@@ -49,36 +60,88 @@ class DataRootWalker:
     def unrecognised(self, path: str, why: str) -> None:
         self.unrecognised_entries.append(f"{self.relpath(path)} ({why})")
 
-    def children(self, folder: str, source: str = "data root") -> List[Entry]:
+    def exclude(self, source: str, reason: str, count: int = 1) -> None:
+        if count:
+            self.excluded[(source, reason)] += count
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def read_small(self, path: str) -> bytes:
+        """A small file's bytes (archive members of a few KB come from the listing pass)."""
+        archive, member = archives.split_path(path)
+        if member is not None:
+            for entry in self._archives[archive].children(posixpath.dirname(member)):
+                if entry.name == member and entry.content is not None:
+                    return entry.content
+        with files.open_binary(path, max_member_bytes=archives.SMALL_MEMBER_BYTES) as f:
+            return f.read(archives.SMALL_MEMBER_BYTES + 1)
+
+    def peek(self, folder: str) -> List[Entry]:
+        """A folder's children without recording anything (to recognise what a folder holds)."""
+        return self.children(folder, record=False)
+
+    def children(self, folder: str, source: str = "data root", record: bool = True) -> List[Entry]:
+        archive, member = archives.split_path(folder)
+        if member is not None or folder in self._archives or (
+                archives.is_archive(folder) and not (self._local and os.path.isdir(folder))):
+            return self._archive_children(archive, member or "")
         if not self._local:
-            return [Entry(name, os.path.join(folder, name), is_dir) for name, is_dir in files.list_dir(folder)]
+            return [Entry(name, os.path.join(folder, name), is_dir or archives.is_archive(name))
+                    for name, is_dir in files.list_dir(folder)]
         entries = []
         try:
             with os.scandir(folder) as scan:
                 found = sorted(scan, key=lambda e: e.name)
         except OSError as error:
-            self.reject(source, folder, f"cannot list the folder: {error.strerror}")
+            if record:
+                self.reject(source, folder, f"cannot list the folder: {error.strerror}")
             return []
         for item in found:
             if item.is_symlink():
                 target = os.path.realpath(item.path)
                 if os.path.commonpath([target, self._real_root]) != self._real_root:
-                    self.reject(source, item.path, f"symlink leads outside the data root, to {target}")
+                    if record:
+                        self.reject(source, item.path, f"symlink leads outside the data root, to {target}")
                     continue
                 if not os.path.exists(target):
-                    self.reject(source, item.path, f"broken symlink, to {target}")
+                    if record:
+                        self.reject(source, item.path, f"broken symlink, to {target}")
                     continue
             is_dir = item.is_dir()  # follows a symlink that stays inside the root
             if is_dir:
                 real = os.path.realpath(item.path)
-                if real in self._visited_dirs:
+                if record and real in self._visited_dirs:
                     self.unrecognised(item.path, "folder already listed (symlink loop)")
                     continue
-                self._visited_dirs.add(real)
+                if record:
+                    self._visited_dirs.add(real)
             elif not item.is_file():
-                self.unrecognised(item.path, "not a regular file")
+                if record:
+                    self.unrecognised(item.path, "not a regular file")
                 continue
-            entries.append(Entry(item.name, item.path, is_dir))
+            entries.append(Entry(item.name, item.path, is_dir or archives.is_archive(item.name)))
+        return entries
+
+    def _archive_children(self, archive: str, member_folder: str) -> List[Entry]:
+        index = self._archives.get(archive)
+        if index is None:
+            try:
+                index = files.index_archive(archive)
+            except archives.ArchiveError as error:
+                self.reject("data root", archive, str(error))
+                index = archives.ArchiveIndex(archive, "?", {"": []}, [])
+            for name, why in index.refused:
+                self.reject("data root", archives.member_path(archive, name), f"archive member refused: {why}")
+            self._archives[archive] = index
+        entries = []
+        for member in sorted(index.children(member_folder), key=lambda m: m.name):
+            path = archives.member_path(archive, member.name)
+            base = posixpath.basename(member.name)
+            if not member.is_dir and archives.is_archive(base):
+                self.unrecognised(path, "an archive inside an archive: not read")
+                continue
+            entries.append(Entry(base, path, member.is_dir))
         return entries
 
 
@@ -97,26 +160,52 @@ class Plan:
 
 
 def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
-    """Lists the data root (cheap: names, CSV headers) and decides every image's split."""
+    """Lists the data root (cheap: names, CSV headers, small label files) and decides every image's split."""
     if not files.exists(data_root):
         raise IngestError(f"data root {data_root} does not exist")
     walker = DataRootWalker(data_root)
     csv_files: List[Tuple[Entry, object]] = []
     ferplus_files: List[Entry] = []
+    found_layouts: Dict[str, List[str]] = collections.defaultdict(list)  # layout -> folders holding it
     image_files = []
     datasets: List[str] = []
     synthetic: List[str] = []
 
-    def visit(folder: str, name: str) -> None:
-        source = image_dataset_of(name)
-        if source:
-            found = list(LISTERS[source](walker, folder))
+    def find(folder: str, name: str, depth: int) -> Dict[str, str]:
+        """{folder: layout} of the datasets in or below a folder, from listings alone (nothing is
+        recorded): by content first; a folder whose own name says "CK+48", "jaffe..." or "ferg..."
+        counts only when nothing below it does (so jaffe/jaffe/ finds the inner one, and a
+        misnamed image in a CK+48/ folder is reported, not ignored)."""
+        layout = layout_of(walker, folder, name, allow_name_hint=False)
+        if layout:
+            return {folder: layout}
+        below: Dict[str, str] = {}
+        if depth < MAX_DEPTH:
+            for entry in walker.peek(folder):
+                if entry.is_dir:
+                    below.update(find(entry.path, entry.name, depth + 1))
+        if below or depth == 0:
+            return below
+        layout = layout_of(walker, folder, name, allow_name_hint=True)
+        return {folder: layout} if layout else {}
+
+    dataset_folders = find(walker.root, os.path.basename(walker.root), 0)
+
+    def visit(folder: str, depth: int) -> None:
+        if folder in dataset_folders:
+            layout = dataset_folders[folder]
+            found_layouts[layout].append(folder)
+            found = list(LISTERS[layout](walker, folder, options))
             image_files.extend(found)
-            datasets.append(f"{walker.relpath(folder)}/: {source} image folder ({len(found)} images)")
+            where = walker.relpath(folder)
+            datasets.append(f"{'.' if where == '.' else where}/: {DESCRIPTION[layout]} ({len(found)} images)")
             return
         for entry in walker.children(folder):
             if entry.is_dir:
-                visit(entry.path, entry.name)
+                if depth >= MAX_DEPTH:
+                    walker.unrecognised(entry.path, f"more than {MAX_DEPTH} levels below the data root: not searched")
+                else:
+                    visit(entry.path, depth + 1)
             elif entry.name.lower().endswith(".csv"):
                 _identify_csv(walker, entry, csv_files, ferplus_files)
             elif entry.name == SYNTHETIC_MARKER:
@@ -124,18 +213,24 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
             else:
                 walker.unrecognised(entry.path, "not a dataset file")
 
-    visit(walker.root, os.path.basename(walker.root))
+    visit(walker.root, 0)
+    for layout, folders in found_layouts.items():
+        if len(folders) > 1:
+            raise IngestError(f"{data_root} holds {DESCRIPTION[layout]} twice: "
+                              + " and ".join(walker.relpath(f) for f in folders)
+                              + ". Keep one copy under the data root, or point the data root at one of them.")
     for entry, layout in csv_files:
         datasets.append(f"{walker.relpath(entry.path)}: {layout.description}")
-    notes: List[str] = []
+    notes: List[str] = list(walker.notes)
     csv_tasks = _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes)
-    excluded: Counter = collections.Counter()
+    excluded: Counter = walker.excluded
     image_tasks = _image_tasks(walker, image_files, options, excluded)
 
     if not (csv_tasks or image_files or ferplus_files or walker.rejects):
         listed = "; ".join(walker.unrecognised_entries[:20]) or "it is empty"
         raise IngestError(f"nothing under {data_root} is a dataset this project reads (FER2013-family CSVs, "
-                          f"CK+48/, jaffe/, FERG_DB_256/): {listed}")
+                          f"CK+48/, CK+'s cohn-kanade-images/ + Emotion/, JAFFE, FERG-DB; folders or .zip/.tar/"
+                          f".tar.gz archives): {listed}")
     if synthetic:
         notes.append(f"synthetic faces ({', '.join(synthetic)}): generated by deep-emotion demo-data, not real people")
     return Plan(data_root, csv_tasks, image_tasks, walker.rejects, excluded, walker.unrecognised_entries,
@@ -198,7 +293,8 @@ def _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes) -> Li
 
 
 def _image_tasks(walker, image_files, options, excluded) -> List[ImageTask]:
-    """Labels mapped to FER2013 ids and each subject assigned to one split, per source."""
+    """Labels mapped to FER2013 ids and each subject assigned to one split, per source (CK+48 and the
+    original CK+ layout share the source "ckplus": a subject stays on one side in both)."""
     tasks = []
     for source in sorted({f.source for f in image_files}):
         kept = []
@@ -211,5 +307,6 @@ def _image_tasks(walker, image_files, options, excluded) -> List[ImageTask]:
         split_of = assign_subjects(collections.Counter(image.subject for image, _ in kept),
                                    options.split_fractions, options.split_seed)
         tasks.extend(ImageTask(image.path, walker.relpath(image.path), source, emotion, image.subject,
-                               split_of[image.subject]) for image, emotion in kept)
+                               split_of[image.subject], face_crop=image.layout in options.face_crop)
+                     for image, emotion in kept)
     return tasks

@@ -1,68 +1,116 @@
-"""Image-folder datasets: CK+ (CK+48 layout), JAFFE and FERG-DB.
+"""Image-folder datasets: CK+ (the CK+48 crops and the original cohn-kanade-images layout), JAFFE
+and FERG-DB.
 
-Listing is cheap and done before the Beam pipeline: labels and subjects come from paths, so the
+A dataset folder is recognised by what it holds, wherever it sits below the data root
+(`layout_of`): a folder of JAFFE-named images, one with CK+48's emotion folders, one with FERG's
+character folders, one with CK+'s `cohn-kanade-images/` beside `Emotion/`. Names above it do not
+matter (`downloads/jaffe/jaffe/`, a root itself called `jaffe`). Listing is cheap and done before
+the Beam pipeline: labels and subjects come from paths (and CK+'s small label files), so the
 subject-disjoint split is decided up front (subject_split.py). Decoding runs in Beam, in parallel.
 
 Decoding, in one place: Pillow (JAFFE is TIFF, which tf.io cannot read), `convert("L")` (ITU-R
 601 luma; an alpha channel is dropped, not composited, exactly as the serving signature's
 `tf.io.decode_image(channels=3)` + `tf.image.rgb_to_grayscale` do, so training and serving see the
-same gray levels), then a resize to 48x48 with Pillow's bilinear filter, which widens its support
-when shrinking (antialiasing) as `tf.image.resize(method="bilinear", antialias=True)` does. The
-aspect ratio is not kept, also as in serving. 48x48 inputs (CK+48) pass through unchanged.
+same gray levels), then either the face stage (faces/: the largest face, FER2013-framed and
+eye-levelled; for layouts whose images are whole frames) or a resize of the whole image to 48x48
+with Pillow's bilinear filter, which widens its support when shrinking (antialiasing) as
+`tf.image.resize(method="bilinear", antialias=True)` does. 48x48 inputs (CK+48) pass unchanged.
 """
 import collections
 import dataclasses
+import io
 import re
 import struct
 import zlib
-from typing import Iterator, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from components.example_gen import files
+from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, FERG, JAFFE
 from components.example_gen.records import Reject, encode_examples
-from contract.data import CKPLUS_FOLDERS, FERG_EXPRESSIONS, IMAGE_SIZE, JAFFE_CODES
-
+from contract.data import CKPLUS_CODES, CKPLUS_FOLDERS, FERG_EXPRESSIONS, IMAGE_SIZE, JAFFE_CODES
 
 CKPLUS_SUBJECT = re.compile(r"^(S\d+)_", re.IGNORECASE)                     # S005_001_00000011.png
+CKPLUS_FRAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.\w+$", re.IGNORECASE)      # S005_001_00000011.png
+CKPLUS_EMOTION = re.compile(r"^(S\d+)_(\d+)_(\d+)_emotion\.txt$", re.IGNORECASE)
 JAFFE_NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})\d*\.\d+\.\w+$", re.IGNORECASE)  # KA.AN1.39.tiff
+
+SOURCE_OF = {CKPLUS48: "ckplus", CKPLUS_ORIGINAL: "ckplus", JAFFE: "jaffe", FERG: "ferg"}
+DESCRIPTION = {CKPLUS48: "CK+48 crops", CKPLUS_ORIGINAL: "CK+ original (cohn-kanade-images + Emotion)",
+               JAFFE: "JAFFE", FERG: "FERG-DB"}
 
 # Files an image folder may hold that are not images: named as unrecognised, never decoded.
 _NOT_IMAGES = re.compile(r"^(\..*|thumbs\.db|desktop\.ini|readme.*|license.*|.*\.(txt|md|pdf|html?|csv))$",
                          re.IGNORECASE)
 
 
-def image_dataset_of(folder_name: str) -> Optional[str]:
-    """The source a folder holds, recognised by its name (CK+48, jaffe*, FERG*), or None."""
+def _name_hint(folder_name: str) -> Optional[str]:
+    """The layout a folder's own name suggests (CK+48, jaffe*, FERG*): used only when its content
+    does not say, so that a misnamed image inside is reported rather than the folder ignored."""
     name = folder_name.lower()
     if name in ("ck+48", "ck48"):
-        return "ckplus"
+        return CKPLUS48
     if name.startswith("jaffe"):
-        return "jaffe"
+        return JAFFE
     if name.startswith("ferg"):
-        return "ferg"
+        return FERG
     return None
+
+
+def layout_of(walker, folder: str, name: str, allow_name_hint: bool) -> Optional[str]:
+    """The layout a folder holds, by its content (a look at two levels); by its name as a last
+    resort (allow_name_hint: nothing below it was recognised)."""
+    children = walker.peek(folder)
+    by_name = {c.name.lower(): c for c in children}
+    if by_name.get("cohn-kanade-images", None) and by_name["cohn-kanade-images"].is_dir \
+            and by_name.get("emotion") and by_name["emotion"].is_dir:
+        return CKPLUS_ORIGINAL
+    if any(not c.is_dir and JAFFE_NAME.match(c.name) for c in children):
+        return JAFFE
+    emotion_folders = [c for c in children if c.is_dir and c.name.lower() in CKPLUS_FOLDERS]
+    for folder_entry in emotion_folders[:3]:
+        if any(not g.is_dir and CKPLUS_SUBJECT.match(g.name) for g in walker.peek(folder_entry.path)):
+            return CKPLUS48
+    for character in [c for c in children if c.is_dir][:8]:
+        prefix = character.name.lower() + "_"
+        if any(g.is_dir and g.name.lower().startswith(prefix) and g.name.lower()[len(prefix):] in FERG_EXPRESSIONS
+               for g in walker.peek(character.path)):
+            return FERG
+    return _name_hint(name) if allow_name_hint else None
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageFile:
     """An image found while listing, before the split is decided."""
     path: str
-    source: str
+    layout: str
     emotion: str   # FER2013 emotion name or CONTEMPT
     subject: str
+
+    @property
+    def source(self) -> str:
+        return SOURCE_OF[self.layout]
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageTask:
-    path: str      # as opened; reports name it
+    path: str      # as opened; reports name it ("<archive>!/<member>" inside an archive)
     name: str      # relative to the data root: the image id
     source: str
     emotion: int
     subject: str
     split: str
+    face_crop: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveImagesTask:
+    """Every image of one archive (or one chunk of a zip), read in one pass over it."""
+    archive: str
+    images: Tuple[ImageTask, ...]
 
 
 def _images_in(walker, folder: str, source: str):
@@ -76,7 +124,7 @@ def _images_in(walker, folder: str, source: str):
             yield entry
 
 
-def list_ckplus(walker, root: str) -> Iterator[ImageFile]:
+def list_ckplus48(walker, root: str, options) -> Iterator[ImageFile]:
     """CK+48/<emotion>/S005_001_00000011.png; the subject is the S-number."""
     for folder in walker.children(root, "ckplus"):
         if not folder.is_dir:
@@ -91,10 +139,10 @@ def list_ckplus(walker, root: str) -> Iterator[ImageFile]:
             elif subject is None:
                 walker.reject("ckplus", image.path, "file name does not start with a CK+ subject id (S005_...)")
             else:
-                yield ImageFile(image.path, "ckplus", emotion, subject.group(1).upper())
+                yield ImageFile(image.path, CKPLUS48, emotion, subject.group(1).upper())
 
 
-def list_jaffe(walker, root: str) -> Iterator[ImageFile]:
+def list_jaffe(walker, root: str, options) -> Iterator[ImageFile]:
     """jaffe/KA.AN1.39.tiff: poser KA, expression AN; the subject is the poser."""
     for image in _images_in(walker, root, "jaffe"):
         match = JAFFE_NAME.match(image.name)
@@ -106,10 +154,10 @@ def list_jaffe(walker, root: str) -> Iterator[ImageFile]:
             walker.reject("jaffe", image.path, f"expression code {code!r} is outside JAFFE's label map "
                                                f"({' '.join(JAFFE_CODES)})")
         else:
-            yield ImageFile(image.path, "jaffe", JAFFE_CODES[code], poser)
+            yield ImageFile(image.path, JAFFE, JAFFE_CODES[code], poser)
 
 
-def list_ferg(walker, root: str) -> Iterator[ImageFile]:
+def list_ferg(walker, root: str, options) -> Iterator[ImageFile]:
     """FERG_DB_256/<character>/<character>_<expression>/<character>_<expression>_<n>.png."""
     for character in walker.children(root, "ferg"):
         if not character.is_dir:
@@ -129,10 +177,87 @@ def list_ferg(walker, root: str) -> Iterator[ImageFile]:
                     walker.reject("ferg", image.path, f"expression {expression!r} is outside FERG's label map "
                                                       f"({' '.join(FERG_EXPRESSIONS)})")
                 else:
-                    yield ImageFile(image.path, "ferg", FERG_EXPRESSIONS[expression], character.name)
+                    yield ImageFile(image.path, FERG, FERG_EXPRESSIONS[expression], character.name)
 
 
-LISTERS = {"ckplus": list_ckplus, "jaffe": list_jaffe, "ferg": list_ferg}
+def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
+    """cohn-kanade-images/S005/001/S005_001_00000001.png ... (a sequence from neutral to peak), the
+    peak frame's label in Emotion/S005/001/S005_001_00000011_emotion.txt (one float, a CK+ code).
+
+    The last `ckplus_peak_frames` frames up to the labelled one get its label; with
+    `ckplus_first_frame_neutral` the sequence's first frame counts as neutral too. Sequences without
+    a label file are counted and left out (CK+ labels 327 of its 593 sequences).
+    """
+    children = {c.name.lower(): c for c in walker.children(root, "ckplus")}
+    images, emotion = children["cohn-kanade-images"], children["emotion"]
+    for name, entry in children.items():
+        if name == "landmarks":
+            walker.note(f"{walker.relpath(entry.path)}/: CK+ landmarks, not used")
+        elif name not in ("cohn-kanade-images", "emotion"):
+            walker.unrecognised(entry.path, "beside CK+'s cohn-kanade-images and Emotion folders")
+    labels = _ckplus_labels(walker, emotion.path)
+    for subject in walker.children(images.path, "ckplus"):
+        if not subject.is_dir:
+            walker.unrecognised(subject.path, "file beside CK+'s subject folders")
+            continue
+        for sequence in walker.children(subject.path, "ckplus"):
+            if not sequence.is_dir:
+                walker.unrecognised(sequence.path, "file beside CK+'s sequence folders")
+                continue
+            frames = []
+            for frame in _images_in(walker, sequence.path, "ckplus"):
+                match = CKPLUS_FRAME.match(frame.name)
+                if match is None:
+                    walker.reject("ckplus", frame.path, "file name is not CK+'s S005_001_00000001.png form")
+                else:
+                    frames.append((int(match.group(3)), frame))
+            frames.sort(key=lambda f: f[0])
+            label = labels.get((subject.name.upper(), sequence.name))
+            if label is None:
+                walker.exclude("ckplus", "CK+ sequence without an Emotion label, not ingested", len(frames))
+                continue
+            peak_number, code_name = label
+            if code_name is None:
+                continue  # a bad label file: already rejected
+            upto = [f for f in frames if f[0] <= peak_number] or frames
+            chosen = {id(f[1]): code_name for f in upto[-options.ckplus_peak_frames:]}
+            if options.ckplus_first_frame_neutral and frames and id(frames[0][1]) not in chosen:
+                chosen[id(frames[0][1])] = "neutral"
+            for _, frame in frames:
+                if id(frame) in chosen:
+                    yield ImageFile(frame.path, CKPLUS_ORIGINAL, chosen[id(frame)], subject.name.upper())
+            left = len(frames) - len(chosen)
+            if left:
+                walker.exclude("ckplus", "CK+ frames between the first and the peak frames, not used", left)
+
+
+def _ckplus_labels(walker, emotion_root: str) -> Dict[Tuple[str, str], Tuple[int, Optional[str]]]:
+    """(subject, sequence) -> (peak frame number, FER2013 emotion name or None when unreadable)."""
+    labels = {}
+    for subject in walker.children(emotion_root, "ckplus"):
+        for sequence in (s for s in walker.children(subject.path, "ckplus") if subject.is_dir and s.is_dir):
+            for entry in walker.children(sequence.path, "ckplus"):
+                match = CKPLUS_EMOTION.match(entry.name)
+                if match is None:
+                    walker.unrecognised(entry.path, "not a CK+ emotion label file")
+                    continue
+                key = (subject.name.upper(), sequence.name)
+                try:
+                    text = walker.read_small(entry.path).decode("ascii").strip()
+                    code = float(text)
+                except (ValueError, UnicodeDecodeError, OSError):
+                    walker.reject("ckplus", entry.path, "not a CK+ emotion code (one number, e.g. 3.0000000e+00)")
+                    labels[key] = (int(match.group(3)), None)
+                    continue
+                name = CKPLUS_CODES.get(int(code)) if code == int(code) else None
+                if name is None:
+                    walker.reject("ckplus", entry.path, f"emotion code {text!r} is outside CK+'s label map "
+                                                        f"({', '.join(f'{k} {v}' for k, v in CKPLUS_CODES.items())})")
+                labels[key] = (int(match.group(3)), name)
+    return labels
+
+
+LISTERS = {CKPLUS48: list_ckplus48, CKPLUS_ORIGINAL: list_ckplus_original, JAFFE: list_jaffe, FERG: list_ferg}
 
 
 class ImageDefect(ValueError):
@@ -148,18 +273,40 @@ class UnreadableFile(ImageDefect):
 _CORRUPT_DATA = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 
 
-def load_face(path: str, max_image_pixels: int) -> np.ndarray:
-    """The image as uint8[48*48] grayscale (see the module docstring); ImageDefect if unusable."""
+def _decode(source, max_image_pixels: int, face_crop: bool):
+    """(uint8 [48*48] face, face box or None) from an open binary stream."""
+    with Image.open(source) as image:  # reads the header only
+        width, height = image.size
+        if width * height > max_image_pixels:
+            raise ImageDefect(f"decompression bomb: the header says {width}x{height} = {width * height:,} "
+                              f"pixels, over max_image_pixels = {max_image_pixels:,}")
+        gray = image.convert("L")
+    if face_crop:
+        from faces import crop, detect  # pylint: disable=import-outside-toplevel
+
+        array = np.asarray(gray, dtype=np.uint8)
+        found = detect.find_faces(array)
+        if not found:
+            raise ImageDefect(f"no face found (BlazeFace, score >= {detect.MIN_SCORE}) in the {width}x{height} image")
+        face = max(found, key=lambda f: f.area)
+        return crop.fer_crop(array, face).reshape(-1), face.box
+    if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
+        gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+    return np.asarray(gray, dtype=np.uint8).reshape(-1), None
+
+
+def load_face(path: str, max_image_pixels: int, face_crop: bool = False, content: Optional[bytes] = None):
+    """The image as uint8[48*48] grayscale (see the module docstring); ImageDefect if unusable.
+
+    With face_crop, (pixels, face box) is returned instead: the box is where in the image the
+    face was found. content: the file's bytes when they were read already (archive members).
+    """
     try:
-        with files.open_binary(path) as f, Image.open(f) as image:  # reads the header only
-            width, height = image.size
-            if width * height > max_image_pixels:
-                raise ImageDefect(f"decompression bomb: the header says {width}x{height} = {width * height:,} "
-                                  f"pixels, over max_image_pixels = {max_image_pixels:,}")
-            gray = image.convert("L")
-            if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
-                gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-            return np.asarray(gray, dtype=np.uint8).reshape(-1)
+        if content is not None:
+            result = _decode(io.BytesIO(content), max_image_pixels, face_crop)
+        else:
+            with files.open_binary(path) as f:
+                result = _decode(f, max_image_pixels, face_crop)
     except ImageDefect:
         raise
     except Image.DecompressionBombError as error:
@@ -172,24 +319,62 @@ def load_face(path: str, max_image_pixels: int) -> np.ndarray:
         raise UnreadableFile(f"cannot read the file: {error.strerror}") from error
     except _CORRUPT_DATA as error:  # MemoryError and programming errors are not bad data: they propagate
         raise ImageDefect(f"corrupt image ({type(error).__name__}: {error})") from error
+    return result if face_crop else result[0]
 
 
 class DecodeImage(beam.DoFn):
-    """ImageTask -> (split, serialized tf.Example); tagged 'rejected' Rejects and 'tally' Counters."""
+    """ImageTask or ArchiveImagesTask -> (split, serialized tf.Example); tagged 'rejected' Rejects
+    and 'tally' Counters."""
 
-    def __init__(self, max_image_pixels: int):
+    def __init__(self, max_image_pixels: int, max_member_bytes: int):
         super().__init__()
-        self._max_image_pixels = max_image_pixels
+        self._max_image_pixels, self._max_member_bytes = max_image_pixels, max_member_bytes
 
-    def process(self, task: ImageTask):
-        try:
-            pixels = load_face(task.path, self._max_image_pixels)
-        except ImageDefect as defect:
-            yield beam.pvalue.TaggedOutput("rejected", Reject(task.source, task.path, None, str(defect),
-                                                              fatal=isinstance(defect, UnreadableFile)))
-            yield beam.pvalue.TaggedOutput("tally", collections.Counter({("rejected", task.source): 1}))
+    def process(self, task):
+        if isinstance(task, ArchiveImagesTask):
+            by_member = {files.archives.split_path(t.path)[1]: t for t in task.images}
+            seen = set()
+            for member, content in files.archive_members(task.archive, list(by_member), self._max_member_bytes):
+                seen.add(member)
+                image = by_member[member]
+                if isinstance(content, Exception):
+                    yield from self._rejected(image, ImageDefect(f"cannot read the archive member ({content})"))
+                else:
+                    yield from self._one(image, content)
+            for member in sorted(set(by_member) - seen):
+                yield from self._rejected(by_member[member], ImageDefect("archive member vanished while reading"))
             return
-        [example] = encode_examples(pixels[None], [task.emotion], task.source, [task.name], [task.subject])
+        yield from self._one(task, None)
+
+    def _one(self, task: ImageTask, content: Optional[bytes]):
+        try:
+            decoded = load_face(task.path, self._max_image_pixels, task.face_crop, content)
+        except ImageDefect as defect:
+            yield from self._rejected(task, defect)
+            return
+        pixels, box = decoded if task.face_crop else (decoded, None)
+        [example] = encode_examples(pixels[None], [task.emotion], task.source, [task.name], [task.subject],
+                                    face_boxes=None if box is None else np.asarray([box], np.float32))
         yield task.split, example
         yield beam.pvalue.TaggedOutput(
             "tally", collections.Counter({("example", task.source, task.split, task.emotion): 1}))
+
+    @staticmethod
+    def _rejected(task: ImageTask, defect: ImageDefect):
+        yield beam.pvalue.TaggedOutput("rejected", Reject(task.source, task.path, None, str(defect),
+                                                          fatal=isinstance(defect, UnreadableFile)))
+        yield beam.pvalue.TaggedOutput("tally", collections.Counter({("rejected", task.source): 1}))
+
+
+def group_archive_images(tasks: List[ImageTask], zip_chunk: int = 1000) -> list:
+    """Image tasks with archive members gathered per archive (zips in chunks, read in parallel;
+    a tar in one task, read in one pass); other tasks as they are."""
+    plain, in_archives = [], collections.defaultdict(list)
+    for task in tasks:
+        archive, member = files.archives.split_path(task.path)
+        (in_archives[archive] if member is not None else plain).append(task)
+    grouped = list(plain)
+    for archive, members in sorted(in_archives.items()):
+        size = zip_chunk if archive.lower().endswith(".zip") else len(members)
+        grouped += [ArchiveImagesTask(archive, tuple(members[i:i + size])) for i in range(0, len(members), size)]
+    return grouped

@@ -8,6 +8,10 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from contract.data import CONTEMPT, EMOTIONS, SPLITS
 
+# How a folder holds an image dataset (image_folders.py lists each); the ones face_crop may name.
+CKPLUS48, CKPLUS_ORIGINAL, JAFFE, FERG = "ckplus48", "ckplus-original", "jaffe", "ferg"
+FACE_CROP_LAYOUTS = (CKPLUS_ORIGINAL, JAFFE, FERG)  # whole frames or portraits; CK+48 is cropped already
+
 CODE_FINGERPRINT_KEY = "code_fingerprint"
 # CK+ and FER+ have a seventh expression FER2013 lacks. Their label maps name it so.
 CONTEMPT_EXCLUDED = "contempt: no FER2013 class (set contempt_as to map it)"
@@ -28,6 +32,15 @@ class IngestOptions:
     split_seed: changes which subjects land in which split, deterministically.
     max_image_pixels: images whose header claims more pixels are rejected before decoding
         (decompression bombs). Face datasets here are at most 640x490.
+    face_crop: image layouts whose images go through the face stage (faces/: the largest face,
+        FER2013-framed, eyes level) instead of being resized whole: "ckplus-original" (640x490
+        frames; on by default), "jaffe" and "ferg" (portraits; off by default). An image where no
+        face is found is a bad record. FER2013 rows and CK+48 are crops already.
+    ckplus_peak_frames: original CK+: how many of a sequence's last frames (up to its labelled
+        peak frame) get the sequence's label (3, as CK+48 has).
+    ckplus_first_frame_neutral: original CK+: each labelled sequence's first frame also counts,
+        as neutral.
+    max_archive_member_bytes: an archive member larger than this is refused before it is read.
     """
     use_ferplus_labels: bool = False
     contempt_as: Optional[str] = None
@@ -35,6 +48,10 @@ class IngestOptions:
     split_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_seed: int = 0
     max_image_pixels: int = 25_000_000
+    face_crop: Tuple[str, ...] = (CKPLUS_ORIGINAL,)
+    ckplus_peak_frames: int = 3
+    ckplus_first_frame_neutral: bool = False
+    max_archive_member_bytes: int = 64 * 2 ** 20
 
     def __post_init__(self):
         if self.contempt_as is not None and self.contempt_as not in EMOTIONS:
@@ -47,6 +64,14 @@ class IngestOptions:
                              f"({'/'.join(SPLITS)}) >= 0 that sum to 1")
         if self.max_image_pixels <= 0:
             raise ValueError(f"max_image_pixels={self.max_image_pixels}: must be > 0")
+        unknown = sorted(set(self.face_crop) - set(FACE_CROP_LAYOUTS))
+        if unknown:
+            raise ValueError(f"face_crop={list(self.face_crop)}: {', '.join(unknown)} cannot be face-cropped; "
+                             f"choose from {', '.join(FACE_CROP_LAYOUTS)}")
+        if self.ckplus_peak_frames < 1:
+            raise ValueError(f"ckplus_peak_frames={self.ckplus_peak_frames}: must be >= 1")
+        if self.max_archive_member_bytes <= 0:
+            raise ValueError(f"max_archive_member_bytes={self.max_archive_member_bytes}: must be > 0")
 
     def emotion_id(self, name: str) -> Optional[int]:
         """FER2013 class id of an emotion name or CONTEMPT; None when the record must be excluded."""
@@ -62,18 +87,25 @@ class IngestOptions:
         if unknown:
             raise ValueError(f"unknown ingest option(s) {', '.join(unknown)}; known: {', '.join(fields)}")
         kwargs = dict(values)
-        for name in ("bad_record_budget", "split_seed", "max_image_pixels"):
+        for name in ("bad_record_budget", "split_seed", "max_image_pixels", "ckplus_peak_frames",
+                     "max_archive_member_bytes"):
             if name in kwargs:
                 kwargs[name] = int(kwargs[name])
         if "split_fractions" in kwargs:
             kwargs["split_fractions"] = tuple(float(x) for x in kwargs["split_fractions"])
-        if "use_ferplus_labels" in kwargs:
-            kwargs["use_ferplus_labels"] = bool(kwargs["use_ferplus_labels"])
+        if isinstance(kwargs.get("face_crop"), str):  # "ckplus-original,jaffe" from a setting
+            kwargs["face_crop"] = tuple(x.strip() for x in kwargs["face_crop"].split(",") if x.strip())
+        elif "face_crop" in kwargs:
+            kwargs["face_crop"] = tuple(kwargs["face_crop"])
+        for name in ("use_ferplus_labels", "ckplus_first_frame_neutral"):
+            if name in kwargs:
+                kwargs[name] = bool(kwargs[name])
         return cls(**kwargs)
 
     def to_dict(self) -> Dict[str, Any]:
         values = dataclasses.asdict(self)
         values["split_fractions"] = list(self.split_fractions)
+        values["face_crop"] = list(self.face_crop)
         return values
 
     def to_custom_config(self, code_fingerprint: Optional[str] = None):

@@ -11,18 +11,20 @@ from typing import List, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
-from contract.data import IMAGE_ID, LABEL, LABEL_SHARES, NUM_CLASSES, NUM_PIXELS, PIXELS, SOURCE, SUBJECT
+from contract.data import FACE_BOX, IMAGE_ID, LABEL, LABEL_SHARES, NUM_CLASSES, NUM_PIXELS, PIXELS, SOURCE, SUBJECT
 
 _encoder = None
 
 
 def encode_examples(pixels: np.ndarray, emotions: Sequence[int], source: str,
                     image_ids: Sequence[str], subjects: Sequence[str],
-                    label_shares: Optional[np.ndarray] = None) -> List[bytes]:
+                    label_shares: Optional[np.ndarray] = None,
+                    face_boxes: Optional[np.ndarray] = None) -> List[bytes]:
     """Serialized canonical tf.Examples (docs/design.md, "The data contract") for n records of one source.
 
     pixels: [n, NUM_PIXELS] integers already checked to lie in 0..255.
     label_shares: [n, NUM_CLASSES] label distribution (FER+ votes), or None for hard labels only.
+    face_boxes: [n, 4] where the face stage found each face in its source image, or None.
     """
     global _encoder  # one C++ encoder per worker process
     if _encoder is None:
@@ -42,11 +44,18 @@ def encode_examples(pixels: np.ndarray, emotions: Sequence[int], source: str,
          single([source.encode()] * n, pa.binary()),
          single([i.encode() for i in image_ids], pa.binary()),
          single([s.encode() for s in subjects], pa.binary())]
-        + ([] if label_shares is None else [pa.ListArray.from_arrays(
-            pa.array(np.arange(n + 1, dtype=np.int32) * NUM_CLASSES),
-            pa.array(np.asarray(label_shares, np.float32).reshape(-1)))]),
-        [PIXELS, LABEL, SOURCE, IMAGE_ID, SUBJECT] + ([] if label_shares is None else [LABEL_SHARES]))
+        + [_float_lists(values, width) for values, width in ((label_shares, NUM_CLASSES), (face_boxes, 4))
+           if values is not None],
+        [PIXELS, LABEL, SOURCE, IMAGE_ID, SUBJECT] + [name for name, values in ((LABEL_SHARES, label_shares),
+                                                                              (FACE_BOX, face_boxes))
+                                                      if values is not None])
     return _encoder.encode(batch)
+
+
+def _float_lists(values: np.ndarray, width: int):
+    n = len(values)
+    return pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * width),
+                                    pa.array(np.asarray(values, np.float32).reshape(-1)))
 
 
 @dataclasses.dataclass(frozen=True)

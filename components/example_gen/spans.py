@@ -283,6 +283,8 @@ def plan_spans(data_root: str, spans: Sequence[Span], options: IngestOptions):
         data_root=data_root, csv_tasks=csv_tasks, image_tasks=image_tasks,
         rejects=[r for _, p in plans for r in p.rejects], excluded=excluded,
         unrecognised=[f"{folder}/{entry}" for folder, p in plans for entry in p.unrecognised],
-        datasets=[f"{folder}/{line}" for folder, p in plans for line in p.datasets],
+        # a span folder that is itself the dataset says "./: JAFFE (...)": "span-2/: JAFFE (...)"
+        datasets=[f"{folder}/{line[2:] if line.startswith('./') else line}"
+                  for folder, p in plans for line in p.datasets],
         notes=[f"{folder}: {note}" for folder, p in plans for note in p.notes],
         synthetic=any(p.synthetic for _, p in plans))

@@ -18,7 +18,8 @@ _DEFAULTS = IngestOptions()
 @click.command("ingest")
 @click.option("--data-root", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder holding any of fer2013.csv, icml_face_data.csv, train.csv/test.csv, fer2013new.csv, "
-                   "CK+48/, jaffe/, FERG_DB_256/.")
+                   "CK+48/, CK+ (cohn-kanade-images/ + Emotion/), JAFFE, FERG-DB, as folders at any depth or as "
+                   ".zip/.tar/.tar.gz/.tgz archives.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: Split-train|eval|test/*.gz, ingest_summary.json, quarantine.jsonl.")
 @click.option("--bad-record-budget", type=click.IntRange(min=0), default=_DEFAULTS.bad_record_budget, show_default=True,
@@ -35,11 +36,19 @@ _DEFAULTS = IngestOptions()
                    "read whole, '' never looks for spans.")
 @click.option("--num-spans", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many of the latest spans to read, as the pipeline's rolling window does.")
+@click.option("--face-crop", default=",".join(_DEFAULTS.face_crop), show_default=True,
+              help="Image layouts whose images go through the face stage: ckplus-original, jaffe, ferg "
+                   "(comma-separated; '' for none).")
+@click.option("--ckplus-peak-frames", type=click.IntRange(min=1), default=_DEFAULTS.ckplus_peak_frames,
+              show_default=True, help="Original CK+: the last frames of each labelled sequence that are ingested.")
+@click.option("--ckplus-first-frame-neutral", is_flag=True, default=_DEFAULTS.ckplus_first_frame_neutral,
+              help="Original CK+: also ingest each labelled sequence's first frame, as neutral.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.option("--beam-arg", "beam_args", multiple=True,
               help="Extra Beam pipeline argument, repeatable (e.g. --beam-arg=--direct_num_workers=2).")
 def command(data_root, out, bad_record_budget, use_ferplus_labels, contempt_as, split_fractions, split_seed,
-            span_pattern, num_spans, overwrite, beam_args):
+            span_pattern, num_spans, face_crop, ckplus_peak_frames, ckplus_first_frame_neutral, overwrite,
+            beam_args):
     """Convert a data root to canonical TFRecords (train/eval/test) and print what went where."""
     logging.getLogger("apache_beam.io.tfrecordio").setLevel(logging.ERROR)  # "python-snappy not found": harmless
     # pylint: disable=import-outside-toplevel
@@ -50,9 +59,11 @@ def command(data_root, out, bad_record_budget, use_ferplus_labels, contempt_as, 
     from contract import publish
 
     try:
-        options = IngestOptions(use_ferplus_labels=use_ferplus_labels, contempt_as=contempt_as,
-                                bad_record_budget=bad_record_budget, split_seed=split_seed,
-                                split_fractions=tuple(float(x) for x in split_fractions.split(",")))
+        options = IngestOptions.from_dict(dict(
+            use_ferplus_labels=use_ferplus_labels, contempt_as=contempt_as, bad_record_budget=bad_record_budget,
+            split_seed=split_seed, split_fractions=[float(x) for x in split_fractions.split(",")],
+            face_crop=face_crop, ckplus_peak_frames=ckplus_peak_frames,
+            ckplus_first_frame_neutral=ckplus_first_frame_neutral))
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
     out = os.path.abspath(out)

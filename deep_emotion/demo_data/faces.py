@@ -96,7 +96,7 @@ _IMAGE_DRAWS = ("intensity", "centre_x", "centre_y", "scale", "rotation", "gain"
 
 
 def render_faces(labels, seed, size: int = IMAGE_SIZE, subject_ids=None,
-                 nuisance: float = 1.0) -> np.ndarray:
+                 nuisance: float = 1.0, expression_scale=None) -> np.ndarray:
     """Draw one synthetic face per label; returns uint8 [n, size, size] (0 black, 255 white).
 
     labels: int class ids (contract.data.EMOTIONS order; CONTEMPT for CK+'s contempt).
@@ -107,6 +107,8 @@ def render_faces(labels, seed, size: int = IMAGE_SIZE, subject_ids=None,
     Without them every face is a new person drawn from the seed.
     nuisance: scales pose, lighting, noise and occlusion (1 = in-the-wild like FER2013; lab
     datasets such as CK+ and JAFFE use about 0.35). Expression intensity is not scaled.
+    expression_scale: optional per-face factors on the expression's intensity (0: the person's
+    neutral face, 1: as drawn): the frames of a posed sequence from neutral to peak.
     """
     labels = np.asarray(labels)
     if labels.ndim != 1:
@@ -143,7 +145,8 @@ def render_faces(labels, seed, size: int = IMAGE_SIZE, subject_ids=None,
         stop = min(n, start + chunk)
         faces = _draw(labels[start:stop].astype(np.int64), draws[start:stop],
                       identity_u[start:stop], expression_u[start:stop], texture[start:stop],
-                      noise_rng, render_size, float(nuisance))
+                      noise_rng, render_size, float(nuisance),
+                      None if expression_scale is None else np.asarray(expression_scale, np.float32)[start:stop])
         if render_size != size:
             faces = np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BICUBIC))
                               for f in faces])
@@ -221,7 +224,7 @@ def _face_frame(size):
     return _FaceFrame(size)
 
 
-def _draw(labels, draws, identity_u, expression_u, texture, noise_rng, size, nuisance):
+def _draw(labels, draws, identity_u, expression_u, texture, noise_rng, size, nuisance, expression_scale=None):
     """Render one chunk: draw each face in the face frame, pose it, light it, add noise."""
     d = _cols(draws, _IMAGE_DRAWS)
     ident = _cols(_IDENTITY_LOW + identity_u * (_IDENTITY_HIGH - _IDENTITY_LOW), _IDENTITY_NAMES)
@@ -230,8 +233,12 @@ def _draw(labels, draws, identity_u, expression_u, texture, noise_rng, size, nui
     # Expression: neutral + intensity * (target - neutral) + jitter, scaled by the person.
     low, high = INTENSITY_RANGE
     intensity = (low + (high - low) * d["intensity"][:, 0, 0]) * ident["expressiveness"][:, 0, 0]
+    jitter = expression_u * _EXPRESSION_JITTER
+    if expression_scale is not None:
+        intensity = intensity * expression_scale
+        jitter = jitter * expression_scale[:, None]  # a neutral frame is the person's own neutral face
     target = _EXPRESSION_TABLE[labels]
-    expr = _NEUTRAL + intensity[:, None] * (target - _NEUTRAL) + expression_u * _EXPRESSION_JITTER
+    expr = _NEUTRAL + intensity[:, None] * (target - _NEUTRAL) + jitter
     expr = np.clip(expr, _EXPRESSION_LOW, _EXPRESSION_HIGH)  # keeps features inside their windows
     face, coverage = _draw_face(ident, _cols(expr, _EXPRESSION_PARAMS), d, glasses,
                                 _face_frame(size))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from deep_emotion.demo_data import writers
 
-FORMATS = ("fer2013", "icml", "kaggle", "ferplus", "ckplus", "jaffe", "ferg")
-DEFAULT_FORMATS = ("fer2013", "ckplus", "jaffe", "ferg")
+FORMATS = ("fer2013", "icml", "kaggle", "ferplus", "ckplus", "ckplus-original", "jaffe", "ferg")
+DEFAULT_FORMATS = ("fer2013", "ckplus", "ckplus-original", "jaffe", "ferg")
 REAL_FER2013_ROWS = 35_887
 REAL_CKPLUS_SEQUENCES = 327
 MIN_CKPLUS_SEQUENCES = 14
@@ -37,7 +37,8 @@ def generate(out_dir, n: int = 3_000, seed: int = 0, formats=DEFAULT_FORMATS,
     Usage for the FER2013 family). The same arguments always write byte-identical files.
 
     Layout: fer2013.csv, icml_face_data.csv, train.csv + test.csv (kaggle), fer2013new.csv
-    (ferplus), CK+48/, jaffe/, FERG_DB_256/ — the names the real downloads use.
+    (ferplus), CK+48/, CK+/ (cohn-kanade-images/ + Emotion/), jaffe/, FERG_DB_256/ — the names the
+    real downloads use.
     """
     formats = tuple(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in FORMATS]
@@ -60,6 +61,8 @@ def generate(out_dir, n: int = 3_000, seed: int = 0, formats=DEFAULT_FORMATS,
             datasets["ferplus"]["majority_vote"] = fer["ferplus_majority"]
     if "ckplus" in formats:
         datasets["ckplus"] = writers.write_ckplus(out_dir, sizes["ckplus_sequences"], seed, progress)
+    if "ckplus-original" in formats:
+        datasets["ckplus-original"] = writers.write_ckplus_original(out_dir, sizes["ckplus_sequences"], seed, progress)
     if "jaffe" in formats:
         datasets["jaffe"] = writers.write_jaffe(out_dir, seed, progress)
     if "ferg" in formats:

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from contract import publish
-from contract.data import (CKPLUS_FOLDERS, EMOTIONS, FERG_EXPRESSIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES,
+from contract.data import (CKPLUS_CODES, CKPLUS_FOLDERS, EMOTIONS, FERG_EXPRESSIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES,
                            JAFFE_CODES, SYNTHETIC_MARKER)
 from deep_emotion.demo_data.faces import CONTEMPT, render_faces
 
@@ -27,7 +27,7 @@ from deep_emotion.demo_data.faces import CONTEMPT, render_faces
 Progress = Optional[Callable[[str, int, int], None]]
 
 # Random streams, one per dataset, so that adding a dataset never changes another's bytes.
-_STREAMS = {"fer2013": 1, "ferplus": 2, "ckplus": 3, "jaffe": 4, "ferg": 5}
+_STREAMS = {"fer2013": 1, "ferplus": 2, "ckplus": 3, "jaffe": 4, "ferg": 5, "ckplus-original": 6}
 # Subject ids for render_faces: disjoint ranges so no two datasets share a synthetic person.
 _SUBJECT_BASE = {"ckplus": 1_000, "jaffe": 2_000, "ferg": 3_000}
 _LAB_NUISANCE = 0.35    # CK+ and JAFFE: posed, frontal, even light
@@ -211,6 +211,79 @@ def write_ckplus(out_dir, sequences: int, seed, progress: Progress = None) -> di
     return {"path": str(root), "images": len(frames), "sequences": sequences,
             "subjects": len({s for _, s, _ in frames}),
             "by_class": _count([f for f, _, _ in frames], folders)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The original CK+ distribution: cohn-kanade-images/S005/001/S005_001_00000001.png ... (640x490
+# frames of one posed sequence, neutral to peak) and the peak frame's label in
+# Emotion/S005/001/S005_001_00000011_emotion.txt (one float: a CK+ code).
+
+CKPLUS_ORIGINAL_DIR = "CK+"
+CKPLUS_FRAME_SIZE = (640, 490)  # width, height
+CKPLUS_FACE_SIDE = (280, 340)   # the face tile's side in a frame, pixels (CK+'s faces fill about half the height)
+CKPLUS_UNLABELLED_SHARE = 0.45  # CK+ labels 327 of its 593 sequences
+CKPLUS_SEQUENCE_FRAMES = (8, 16)
+_CKPLUS_CODE_OF = {name: code for code, name in CKPLUS_CODES.items()}
+
+
+def write_ckplus_original(out_dir, sequences: int, seed, progress: Progress = None) -> dict:
+    """Write `sequences` labelled posed sequences (plus unlabelled ones, as CK+ has) in the original
+    CK+ layout. Each sequence is one synthetic person in one pose, the expression growing from
+    neutral (frame 1) to its peak (the last, labelled frame), in a 640x490 frame: the face stage has
+    to find the face. Classes in CK+48's proportions; contempt is drawn too, for ingestion to
+    exclude."""
+    from deep_emotion.demo_data import scenes  # pylint: disable=import-outside-toplevel
+
+    rng = np.random.default_rng([*_seed_words(seed), _STREAMS["ckplus-original"]])
+    folders = list(CKPLUS_FOLDERS)
+    per_folder = _apportion(sequences, [CKPLUS_SEQUENCES[f] for f in folders])
+    unlabelled = int(round(sequences * CKPLUS_UNLABELLED_SHARE / (1 - CKPLUS_UNLABELLED_SHARE)))
+    n_subjects = max(max(per_folder), int(np.ceil((sequences + unlabelled) / CKPLUS_SEQUENCES_PER_SUBJECT)))
+    subjects = np.sort(rng.choice(np.arange(5, 1000), size=n_subjects, replace=False))
+    plan = []  # (subject, sequence number, folder name or None for unlabelled)
+    next_sequence = Counter()
+    for folder, count in zip(folders, per_folder):
+        for subject in np.sort(rng.choice(subjects, size=count, replace=False)):
+            next_sequence[subject] += 1
+            plan.append((int(subject), next_sequence[subject], folder))
+    for subject in rng.choice(subjects, size=unlabelled):
+        next_sequence[subject] += 1
+        plan.append((int(subject), next_sequence[subject], str(rng.choice(folders))))
+    width, height = CKPLUS_FRAME_SIZE
+    root = Path(out_dir) / CKPLUS_ORIGINAL_DIR
+    labelled = set(range(sequences))
+    by_class, frames_written = Counter(), 0
+    with publish.staged(root) as tmp:
+        for index, (subject, number, folder) in enumerate(plan):
+            label = CONTEMPT if folder == "contempt" else EMOTIONS.index(CKPLUS_FOLDERS[folder])
+            count = int(rng.integers(*CKPLUS_SEQUENCE_FRAMES))
+            side = int(rng.integers(*CKPLUS_FACE_SIDE))
+            faces = np.concatenate([render_faces(  # one person, one pose: only the expression moves
+                [label], seed=[*_seed_words(seed), _STREAMS["ckplus-original"], index], size=side,
+                subject_ids=[_SUBJECT_BASE["ckplus"] + subject], nuisance=_LAB_NUISANCE * 0.5,
+                expression_scale=[k / (count - 1)]) for k in range(count)])
+            frame_rng = np.random.default_rng([*_seed_words(seed), _STREAMS["ckplus-original"], index, 1])
+            base = scenes.background(height, width, float(np.median(faces[0][0])), frame_rng)
+            x = int(round(width / 2 - side / 2 + frame_rng.uniform(-40, 40)))
+            y = int(round(height / 2 - side / 2 + frame_rng.uniform(-30, 20)))
+            folder_path = tmp / "cohn-kanade-images" / f"S{subject:03d}" / f"{number:03d}"
+            folder_path.mkdir(parents=True)
+            for k, face in enumerate(faces, 1):
+                frame = base.copy()
+                scenes.place(frame, face.astype(np.float32), x, y)
+                Image.fromarray(np.clip(np.round(frame), 0, 255).astype(np.uint8), mode="L").save(
+                    folder_path / f"S{subject:03d}_{number:03d}_{k:08d}.png", format="PNG")
+            frames_written += count
+            if index in labelled:
+                label_path = tmp / "Emotion" / f"S{subject:03d}" / f"{number:03d}"
+                label_path.mkdir(parents=True, exist_ok=True)
+                (label_path / f"S{subject:03d}_{number:03d}_{count:08d}_emotion.txt").write_text(
+                    f"   {float(_CKPLUS_CODE_OF[CKPLUS_FOLDERS[folder]]):.7e}\n", encoding="ascii")
+                by_class[folder] += 1
+            if progress:
+                progress("ckplus-original", index + 1, len(plan))
+    return {"path": str(root), "images": frames_written, "sequences": len(plan), "labelled_sequences": sequences,
+            "subjects": len({s for s, _, _ in plan}), "by_class": {f: by_class.get(f, 0) for f in folders}}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
 
 from components.data_gate import anomalies_report
@@ -305,6 +306,45 @@ def examples_sections(run: RunArtifacts, overview: Optional[examples_lib.Example
     return [counts, samples, pixels]
 
 
+def face_crops_section(run: RunArtifacts) -> Section:
+    """For uncropped datasets (whole frames that went through the face stage): source frames with
+    the detector's box and the crop square, beside the crop."""
+    title = "Faces found in uncropped images"
+    if not run.examples:
+        return _missing("face-crops", title, "examples (ExampleGen)")
+    import json
+
+    import tensorflow as tf
+
+    from components.example_gen import files
+    from faces import crop
+    from faces.detect import Face as DetectedFace
+
+    picked = examples_lib.face_cropped(run.examples)
+    if not picked:
+        return Section("face-crops", title, [Text("No example of this run went through the face stage (face_crop "
+                                                  "covers the original CK+ frames by default).", "note")])
+    with tf.io.gfile.GFile(f"{run.examples}/ingest_summary.json") as f:
+        data_root = json.load(f)["data_root"]
+    frames, squares = [], []
+    for face, box in picked:
+        try:
+            with files.open_binary(f"{data_root}/{face.image_id}") as stream:
+                from PIL import Image
+
+                frames.append(np.asarray(Image.open(stream).convert("L")))
+        except (OSError, ValueError):
+            frames.append(None)
+        cx, cy, side = crop.crop_box(DetectedFace(tuple(box), 1.0, ((0, 0), (1, 0))))
+        squares.append((cx - side / 2, cy - side / 2, side, side))
+    return Section("face-crops", title, [
+        Text(f"Images whose face the face stage found and cut to FER2013's framing at ingestion (data root "
+             f"{data_root}); orange: the detector's box, blue: the crop square (before levelling the eyes)."),
+        Plot.of("face-crops-grid", plots.frames_with_boxes(
+            frames, [b for _, b in picked], squares, [f.pixels for f, _ in picked],
+            [f"{f.image_id} ({dc.EMOTIONS[f.emotion]})" for f, _ in picked]))])
+
+
 def comparisons_section(run: RunArtifacts, stats_by_split=None, schema=None) -> Section:
     title = "Skew between splits, drift since the previous run"
     if not run.statistics or not run.schema:
@@ -342,4 +382,5 @@ def data_sections(run: RunArtifacts) -> List[Section]:
     stats = load_statistics(run.statistics) if run.statistics else None
     schema = load_schema(run.schema) if run.schema else None
     return [run_overview(run), statistics_section(run, stats), schema_section(run, schema),
-            anomalies_section(run, schema), *examples_sections(run), comparisons_section(run, stats, schema)]
+            anomalies_section(run, schema), *examples_sections(run), face_crops_section(run),
+            comparisons_section(run, stats, schema)]

@@ -53,6 +53,29 @@ def read_faces(examples_uri: str, split: str,
         }
 
 
+def face_cropped(examples_uri: str, split: str = "train", per_source: int = 3) -> List[Tuple[Face, List[float]]]:
+    """A few examples per source that went through the face stage, with their face boxes."""
+    import tensorflow as tf
+
+    spec = {dc.PIXELS: tf.io.FixedLenFeature([dc.NUM_PIXELS], tf.int64), dc.LABEL: tf.io.FixedLenFeature([], tf.int64),
+            dc.SOURCE: tf.io.FixedLenFeature([], tf.string), dc.IMAGE_ID: tf.io.FixedLenFeature([], tf.string),
+            dc.FACE_BOX: tf.io.VarLenFeature(tf.float32)}
+    chosen: Dict[str, list] = {}
+    for serialized in tf.data.TFRecordDataset(split_files(examples_uri, split), compression_type="GZIP").batch(512):
+        parsed = tf.io.parse_example(serialized, spec)
+        boxes = tf.sparse.to_dense(parsed[dc.FACE_BOX]).numpy()
+        for i in range(len(boxes)):
+            if boxes.shape[1] < 4 or not boxes[i].any():
+                continue
+            source = parsed[dc.SOURCE][i].numpy().decode()
+            kept = chosen.setdefault(source, [])
+            if len(kept) < per_source:
+                kept.append((Face(parsed[dc.PIXELS][i].numpy().astype(np.uint8).reshape(dc.IMAGE_SIZE, dc.IMAGE_SIZE),
+                                  int(parsed[dc.LABEL][i]), source, parsed[dc.IMAGE_ID][i].numpy().decode()),
+                             [float(v) for v in boxes[i][:4]]))
+    return [item for source in sorted(chosen, key=_source_order) for item in chosen[source]]
+
+
 def overview(examples_uri: str, splits: Sequence[str] = dc.SPLITS, samples_per_class: int = 8) -> ExamplesOverview:
     """Counts every example; samples come from the train split, taken in turn from each source."""
     splits = [s for s in splits if os.path.isdir(os.path.join(examples_uri, f"Split-{s}"))]

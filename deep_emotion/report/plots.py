@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from contract import data as dc
 
@@ -147,4 +148,27 @@ def reliability(buckets: pd.DataFrame, title: str) -> Figure:
                   label="bucket mean")
     axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability", ylabel="share of true labels", title=title)
     axes.legend(loc="upper left", fontsize=8)
+    return figure
+
+
+def frames_with_boxes(frames: Sequence[Optional[np.ndarray]], boxes: Sequence[Sequence[float]],
+                      squares: Sequence[Sequence[float]], crops: Sequence[np.ndarray], titles: Sequence[str]) -> Figure:
+    """Each source frame with the detector's box (orange) and the FER2013-framed crop square (blue),
+    beside the 48x48 crop the model trains on."""
+    figure = Figure(figsize=(6.4, 2.6 * len(crops)))
+    axes = figure.subplots(len(crops), 2, squeeze=False, gridspec_kw={"width_ratios": [3, 1]})
+    for row, (frame, box, square, face, title) in enumerate(zip(frames, boxes, squares, crops, titles)):
+        left, right = axes[row]
+        if frame is None:
+            left.text(0.5, 0.5, "source frame not readable here", ha="center", va="center")
+        else:
+            left.imshow(frame, cmap="gray", vmin=0, vmax=255)
+            left.add_patch(Rectangle(box[:2], box[2], box[3], fill=False, edgecolor="#f58518", linewidth=1.5))
+            left.add_patch(Rectangle(square[:2], square[2], square[3], fill=False, edgecolor="#4c78a8",
+                                     linewidth=1.5, linestyle="--"))
+        left.set_title(title, fontsize=8)
+        right.imshow(face, cmap="gray", vmin=0, vmax=255)
+        right.set_title("48x48 crop", fontsize=8)
+        for ax in (left, right):
+            ax.set_axis_off()
     return figure

@@ -17,7 +17,7 @@ from deep_emotion import runs
 
 REPO = Path(__file__).resolve().parents[2]
 TFX = str(Path(sys.executable).parent / "tfx")
-CODE = ("contract", "components", "trainer", "pipeline", "deep_emotion", "runners", "schema")
+CODE = ("contract", "faces", "components", "trainer", "pipeline", "deep_emotion", "runners", "schema")
 
 
 def copy_code(code: Path) -> Path:

@@ -8,6 +8,7 @@ as an operator's history would.
 """
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -159,7 +160,7 @@ def _deep_emotion(sandbox, *args):
     return subprocess.run([cli, *args], env=sandbox.env, capture_output=True, text=True, timeout=300)
 
 
-def test_predict_answers_images_folders_and_csv_rows_one_json_line_each(sandbox, data_root, tmp_path):
+def test_predict_answers_crops_folders_and_csv_rows_one_json_line_each(sandbox, data_root, tmp_path):
     faces = tmp_path / "faces"
     faces.mkdir()
     for i, png in enumerate(sorted((data_root / "CK+48").rglob("*.png"))[:2]):
@@ -169,7 +170,8 @@ def test_predict_answers_images_folders_and_csv_rows_one_json_line_each(sandbox,
     csv_file = tmp_path / "rows.csv"
     csv_file.write_text("\n".join([rows[0], rows[1], "3,1 2 3,Training"]) + "\n")
 
-    result = _deep_emotion(sandbox, "predict", "--model", str(sandbox.serving_dir), str(faces), str(tiff), str(csv_file))
+    result = _deep_emotion(sandbox, "predict", "--no-detect", "--model", str(sandbox.serving_dir), str(faces),
+                           str(tiff), str(csv_file))
     card = json.loads((sandbox.serving_dir / sandbox.versions()[-1] / "model_card.json").read_text())
     uncertain_below = card["model"]["uncertain_below"]
     answers = [json.loads(line) for line in result.stdout.splitlines()]
@@ -183,11 +185,121 @@ def test_predict_answers_images_folders_and_csv_rows_one_json_line_each(sandbox,
     assert result.returncode == 1  # one input could not be read, and it says so
 
 
+def _save(path, gray):
+    Image.fromarray(gray).save(path)
+    return str(path)
+
+
+def _answers(result):
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_predict_finds_the_faces_in_photos_and_answers_no_face_for_a_cat_and_a_cup(sandbox, tmp_path):
+    from skimage import data
+
+    from deep_emotion.demo_data import scenes
+    from deep_emotion.demo_data.faces import render_faces
+    from faces.detect import iou
+    from tests.faces.test_detect import ASTRONAUT_FACE
+
+    tiles = [render_faces([e], seed=[9, e], size=150, nuisance=0.4)[0] for e in (3, 5, 0)]
+    frame, boxes = scenes.scene(tiles, np.random.default_rng(3))
+    photos = [_save(tmp_path / "astronaut.jpg", data.astronaut()), _save(tmp_path / "chelsea.png", data.chelsea()),
+              _save(tmp_path / "coffee.png", data.coffee()), _save(tmp_path / "three.png", frame)]
+    result = _deep_emotion(sandbox, "predict", "--model", str(sandbox.serving_dir), *photos)
+    assert result.returncode == 0, explain(result)
+    by_input = {}
+    for answer in _answers(result):
+        by_input.setdefault(answer["input"], []).append(answer)
+    [astronaut] = by_input[photos[0]]
+    assert astronaut["faces"] == 1 and iou(astronaut["box"], ASTRONAUT_FACE) > 0.6
+    assert astronaut["emotion"] in dc.EMOTIONS and len(astronaut["eyes"]) == 2
+    for photo in photos[1:3]:
+        [answer] = by_input[photo]
+        assert answer["faces"] == 0 and answer["no_face"].startswith("no face found") and "emotion" not in answer
+    found = by_input[photos[3]]
+    assert [a["face"] for a in found] == [0, 1, 2]
+    for x, y, side in boxes:  # each face of the scene once, where it is
+        assert sum(x <= a["box"][0] + a["box"][2] / 2 <= x + side and y <= a["box"][1] + a["box"][3] / 2 <= y + side
+                   for a in found) == 1
+
+
+def test_emotions_through_predict_on_scenes_are_within_3_points_of_the_same_faces_as_crops(sandbox, tmp_path):
+    """The same faces (the generator draws a face the same at any size) as 48x48 crops and inside
+    640x480 scenes, three to a scene: the face stage must not cost accuracy."""
+    from deep_emotion.demo_data import scenes
+    from deep_emotion.demo_data.faces import render_faces
+
+    labels = np.arange(210) % 7
+    crops_dir, scenes_dir = tmp_path / "crops", tmp_path / "scenes"
+    crops_dir.mkdir(), scenes_dir.mkdir()
+    crops = render_faces(labels, seed=21, size=48)
+    large = render_faces(labels, seed=21, size=150)
+    truth = {}
+    rng = np.random.default_rng(5)
+    for i in range(0, len(labels), 3):
+        _save(crops_dir / f"{i:03d}.png", crops[i]), _save(crops_dir / f"{i + 1:03d}.png", crops[i + 1])
+        _save(crops_dir / f"{i + 2:03d}.png", crops[i + 2])
+        frame, boxes = scenes.scene(list(large[i:i + 3]), rng)
+        truth[_save(scenes_dir / f"{i:03d}.png", frame)] = list(zip(boxes, labels[i:i + 3], range(i, i + 3)))
+    as_crops = {int(Path(a["input"]).stem): a["class_id"] for a in _answers(
+        _deep_emotion(sandbox, "predict", "--model", str(sandbox.serving_dir), str(crops_dir)))}
+    matched = []
+    for answer in _answers(_deep_emotion(sandbox, "predict", "--model", str(sandbox.serving_dir), str(scenes_dir))):
+        for (x, y, side), label, face in truth[answer["input"]]:
+            if answer.get("box") and x <= answer["box"][0] + answer["box"][2] / 2 <= x + side \
+                    and y <= answer["box"][1] + answer["box"][3] / 2 <= y + side:
+                matched.append((face, label, answer["class_id"]))
+    assert len({f for f, _, _ in matched}) == len(matched) >= 0.9 * len(labels)
+    in_scenes = np.mean([predicted == label for _, label, predicted in matched])
+    as_crop = np.mean([as_crops[face] == label for face, label, _ in matched])
+    assert abs(in_scenes - as_crop) <= 0.03, (in_scenes, as_crop)
+
+
+def _video(path, frames, seed=0):
+    from deep_emotion.demo_data import scenes
+    from deep_emotion.demo_data.faces import render_faces
+    from faces.video import write_video
+
+    tile = render_faces([3], seed=seed, size=120, nuisance=0.3)[0]
+    out = []
+    for k in range(frames):  # the face drifts across the frame
+        frame = scenes.background(240, 320, float(np.median(tile[0])), np.random.default_rng(seed))
+        scenes.place(frame, tile.astype(np.float32), 20 + (k * 3) % 160, 60)
+        out.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return write_video(str(path), out)
+
+
+def test_a_video_gives_one_answer_per_frame_read_with_its_time(sandbox, tmp_path):
+    video = _video(tmp_path / "clip.mp4", 40)
+    every = _answers(_deep_emotion(sandbox, "predict", "--model", str(sandbox.serving_dir), video))
+    assert [a["frame"] for a in every] == list(range(40))
+    assert [a["time"] for a in every[:3]] == [0.0, 0.04, 0.08]  # 25 frames a second
+    assert sum(len(a["faces"]) == 1 for a in every) >= 36
+    fourth = _answers(_deep_emotion(sandbox, "predict", "--every", "4", "--model", str(sandbox.serving_dir), video))
+    assert [a["frame"] for a in fourth] == list(range(0, 40, 4))
+
+
+def test_predicting_a_video_twice_as_long_takes_no_more_memory(sandbox, tmp_path):
+    cli = str(Path(sys.executable).parent / "deep-emotion")
+    peaks = []
+    for frames in (150, 300):
+        video = _video(tmp_path / f"clip{frames}.mp4", frames)
+        process = subprocess.Popen([cli, "predict", "--model", str(sandbox.serving_dir), video], env=sandbox.env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        lines = process.stdout.read().decode().splitlines()
+        _, status, usage = os.wait4(process.pid, 0)
+        assert status == 0 and len(lines) == frames
+        peaks.append(usage.ru_maxrss / 1024)
+    assert peaks[1] <= peaks[0] * 1.05 + 20, peaks  # MB: flat, not growing with the video's length
+
+
 def test_schema_candidate_is_written_beside_the_curated_schema_with_a_diff(sandbox):
     result = _deep_emotion(sandbox, "schema-candidate")
     assert result.returncode == 0, explain(result)
     out = sandbox.output_root / "schema-candidate"
-    assert (out / "schema.pbtxt").read_text().count("feature {") == 5  # all five canonical features
+    # the five canonical features, and face_box: the original CK+ frames went through the face stage
+    assert (out / "schema.pbtxt").read_text().count("feature {") == 6
     assert "+++ inferred from the data" in result.stdout
 
 

@@ -20,9 +20,9 @@ from deep_emotion.report import artifacts
 from deep_emotion.cli.report import command as report
 from tests.report import html_tables
 
-SECTIONS = ["run", "statistics", "schema", "anomalies", "class-counts", "samples", "pixels", "drift-skew",
+SECTIONS = ["run", "statistics", "schema", "anomalies", "class-counts", "samples", "pixels", "face-crops", "drift-skew",
             "metrics", "confusion-matrix", "per-class", "calibration", "misclassified", "attention", "model-card"]
-PLOTS = ["class-counts-plot", "samples-grid", "pixel-histograms", "confusion-matrix-plot", "per-class-plot",
+PLOTS = ["class-counts-plot", "samples-grid", "pixel-histograms", "face-crops-grid", "confusion-matrix-plot", "per-class-plot",
          "calibration-plot", "misclassified-grid", "attention-grid"]
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from tests.report.conftest import NOTEBOOKS, execute_notebook, run_notebook
 
-DATA_SECTIONS = ["run", "statistics", "schema", "anomalies", "class-counts", "samples", "pixels", "drift-skew"]
+DATA_SECTIONS = ["run", "statistics", "schema", "anomalies", "class-counts", "samples", "pixels", "face-crops",
+                 "drift-skew"]
 MODEL_SECTIONS = ["run", "metrics", "confusion-matrix", "per-class", "calibration", "misclassified", "attention",
                   "model-card"]
 NAMES = ["data_validation", "model_analysis"]

@@ -148,8 +148,9 @@ def test_a_root_with_nothing_recognised_is_an_error_naming_what_is_there(data_ro
     with pytest.raises(IngestError) as failure:
         plan_ingestion(data_root.path, IngestOptions())
     assert str(failure.value) == (
-        f"nothing under {data_root.path} is a dataset this project reads (FER2013-family CSVs, CK+48/, jaffe/, "
-        "FERG_DB_256/): notes.txt (not a dataset file); scores.csv (CSV with columns name,score)")
+        f"nothing under {data_root.path} is a dataset this project reads (FER2013-family CSVs, CK+48/, CK+'s "
+        "cohn-kanade-images/ + Emotion/, JAFFE, FERG-DB; folders or .zip/.tar/.tar.gz archives): notes.txt (not a "
+        "dataset file); scores.csv (CSV with columns name,score)")
 
 
 def test_ferplus_labels_asked_for_but_absent_is_an_error(data_root):

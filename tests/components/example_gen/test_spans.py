@@ -131,3 +131,18 @@ def test_a_window_of_spans_is_ingested_in_one_pass_with_each_person_in_one_split
     assert len(by_subject) == 13 and all(len(splits) == 1 for splits in by_subject.values()), by_subject
     assert {e["image_id"].split("/")[0] for split in window.examples.values() for e in split} == {"span-1", "span-2"}
     assert window.summary["datasets"][0].startswith("span-1/CK+48/")
+
+
+def test_datasets_are_found_by_content_inside_each_span_folder(data_root, ingest):
+    """A span folder may itself be the dataset (CK+48's class folders right under span-1/), or hold
+    it at any depth (span-2/downloads/faces/CK+48/): each span is a data root of its own."""
+    for i in range(2):
+        data_root.image(f"span-1/happy/S001_001_{i:08d}.png")
+    _ckplus(data_root, "span-2/downloads/faces", {"S002": 3})
+
+    window = ingest(data_root.path, num_spans=2)
+    assert window.summary["datasets"] == ["span-1/: CK+48 crops (2 images)",
+                                          "span-2/downloads/faces/CK+48/: CK+48 crops (3 images)"]
+    ids = sorted(e["image_id"] for split in window.examples.values() for e in split)
+    assert ids == [f"span-1/happy/S001_001_{i:08d}.png" for i in range(2)] + [
+        f"span-2/downloads/faces/CK+48/happy/S002_001_{i:08d}.png" for i in range(3)]

@@ -1,0 +1,5 @@
+"""The one face stage of ingestion, `deep-emotion predict` and the report: find the faces in an
+image (detect.py), cut each into a FER2013-framed, eye-levelled 48x48 grayscale crop (crop.py),
+and read video frames with their timestamps (video.py). On contract/ only; components/ and the
+top layer use it.
+"""
