@@ -23,11 +23,12 @@ PIPELINE_NAME ?= deep-emotion
 # The tfx CLI keeps its pipeline registry here (its default is ~/tfx/beam).
 export BEAM_HOME ?= $(OUTPUT_ROOT)/tfx-beam-home
 
-.PHONY: help demo test venv bench demo-data pipeline-run schema-candidate clean
+.PHONY: help demo test kfp-dry-run venv bench demo-data pipeline-run schema-candidate clean
 
 help:
 	@echo "make demo   - set up .venv, generate the demo data and run the pipeline on it"
 	@echo "make test   - set up .venv and run the test suite"
+	@echo "make kfp-dry-run - the compiled Kubeflow pipeline, three scheduled runs through deep-emotion kfp run-local"
 	@echo "make bench  - benchmarks (slow; not part of make test)"
 
 # A Python 3.10 interpreter: python3.10 on PATH if it really runs (a pyenv shim may not), else
@@ -55,8 +56,14 @@ $(INSTALLED): requirements.lock setup.py | $(PY)
 
 venv: $(INSTALLED)
 
+# The Kubeflow dry run (three scheduled runs of the compiled pipeline through `deep-emotion kfp
+# run-local`, ~6 min on 2 cores) has its own target, which .ci/run runs after this one.
 test: $(INSTALLED)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not kfp_dry_run" $(PYTEST_ARGS)
+
+# Prints each run's task table: time and peak memory per task, wall time and peak memory of the run.
+kfp-dry-run: $(INSTALLED)
+	$(PY) -m pytest -m kfp_dry_run -s tests/e2e/test_kfp_run_local.py $(PYTEST_ARGS)
 
 # Generated once: rewriting identical files would change their mtimes and defeat the pipeline cache.
 demo-data: $(OUTPUT_ROOT)/.demo-data-$(DEMO_N).complete

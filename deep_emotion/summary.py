@@ -1,12 +1,14 @@
 """What the latest pipeline run did and where its outputs are (`deep-emotion summary`).
 
-Reads ML Metadata (no guessing from directory names): each component's state, the validation
-report, the TensorBoard logs, the evaluation and its verdict, the pushed model — and measures the
-pushed model's accuracy on the test split through its serving signature, the way a client would.
+Reads ML Metadata (no guessing from directory names): each component's state, the span(s) ingested,
+whether anything was new, the validation report (and drift accepted by an override), the TensorBoard
+logs, the evaluation and its verdict, the pushed model — and measures the pushed model's accuracy on
+the test split through its serving signature, the way a client would.
 """
 import dataclasses
 from typing import Callable, Optional
 
+from components.example_gen import spans
 from deep_emotion import runs
 
 TEST_SPLIT = "test"
@@ -19,6 +21,36 @@ class RunSummary:
     not_pushed_because: Optional[str] = None
     test_accuracy: Optional[float] = None  # None when the test split is empty
     test_examples: int = 0
+
+
+def ingested(run: runs.PipelineRun) -> Optional[str]:
+    """'span 2 (span-2/) of /data/faces: 1234 examples', from the run's Examples artifact."""
+    node = run.producer("examples")
+    if node is None or not node.outputs.get("examples"):
+        return None
+    examples = node.output("examples")
+    folders = spans.describe(spans.from_json(runs.custom_property(examples, "span_folders")))
+    count = runs.custom_property(examples, "num_examples")
+    return f"{folders}: {count} examples" if count is not None else folders
+
+
+def nothing_new(run: runs.PipelineRun) -> bool:
+    """Every component came from the cache (Resolvers always resolve): the data was seen before and
+    nothing was trained, evaluated or pushed."""
+    states = {node: state for node, state in run.states().items() if "resolver" not in node}
+    return bool(states) and all(state == "CACHED" for state in states.values())
+
+
+def verdict(run: runs.PipelineRun) -> str:
+    """One line on what the run did, for the end of its log and for the summary."""
+    data = ingested(run) or "its data"
+    if nothing_new(run):
+        return (f"Nothing new: {data}, ingested by an earlier run; every step came from the cache, nothing was "
+                f"trained or pushed.")
+    failed = [node for node, state in run.states().items() if state == "FAILED"]
+    if failed:
+        return f"Stopped at {', '.join(failed)} ({data})."
+    return f"Ran on {data}."
 
 
 def pushed_model_test_accuracy(model_dir: str, examples_uri: str):
@@ -37,7 +69,13 @@ def summarize(metadata_path: str, pipeline_name: str, echo: Callable[[str], None
     echo(f"Pipeline '{pipeline_name}', run {run.run_id}:")
     for node_id, state in run.states().items():
         echo(f"  {node_id:32s} {state}")
+    echo(verdict(run))
     nodes = run.nodes
+    gate = nodes.get("DataGate")
+    if gate is not None and gate.outputs.get("gated_schema"):
+        accepted = runs.custom_property(gate.output("gated_schema"), "drift_accepted")
+        if accepted:
+            echo(f"Drift accepted by the operator's override: {accepted.splitlines()[0]}")
     if "ExampleValidator" in nodes and nodes["ExampleValidator"].outputs:
         echo(f"Data validation report:   {nodes['ExampleValidator'].output('anomalies').uri}")
     if "StatisticsGen" in nodes and nodes["StatisticsGen"].outputs:

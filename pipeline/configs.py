@@ -56,6 +56,13 @@ SCHEMA_PATH = _setting("SCHEMA_PATH", str(REPO_ROOT / "schema" / "schema.pbtxt")
                        "Curated schema imported by ImportSchemaGen.")
 
 # --- Data -----------------------------------------------------------------------------------------
+SPAN_PATTERN = _setting("SPAN_PATTERN", "span-{SPAN}",
+                        "Span folders under the data root (TFX's {SPAN}, or {YYYY}-{MM}-{DD}); a root without them is "
+                        "read whole (span 0); empty: never look for spans.")
+NUM_SPANS = _setting("NUM_SPANS", 1, "How many of the latest spans a run ingests (TFX's rolling_range num_spans).")
+ACCEPT_DRIFT = _setting("ACCEPT_DRIFT", "",
+                        "Span number(s), e.g. 7 or 7,8, whose drift from the served model's training data the DataGate "
+                        "accepts (logged); no other span's. Kubeflow: the run parameter accept_drift.")
 # Defaults are IngestOptions' own (components/example_gen/options.py): one place for them.
 _INGEST_DEFAULTS = IngestOptions()
 CONTEMPT_AS = _setting("CONTEMPT_AS", _INGEST_DEFAULTS.contempt_as or "",
@@ -98,6 +105,9 @@ if PROFILE not in PROFILES:
 MODEL_LAYOUT = _setting("MODEL_LAYOUT", "paper", "Model layout: 'paper' (47,657 params) or 'reference' (66,877).")
 HPARAMS_OVERRIDES = _setting("HPARAMS", {}, 'JSON merged over the profile\'s hyperparameters, e.g. {"epochs": 5}.')
 HPARAMS = {**PROFILES[PROFILE]["hparams"], **HPARAMS_OVERRIDES}
+WARM_START = _setting("WARM_START", False,
+                      "Start training from the weights of the latest blessed model trained on other data (Kubeflow: "
+                      "the served one), TFX's base_model; false: a fresh start.")
 ACCURACY_FLOOR = _setting("ACCURACY_FLOOR", float(PROFILES[PROFILE]["accuracy_floor"]),
                           "Evaluator blesses a model only at or above this eval accuracy.")
 
@@ -150,8 +160,9 @@ def pipeline_args() -> Dict[str, Any]:
         pipeline_name=PIPELINE_NAME, pipeline_root=PIPELINE_ROOT, data_root=DATA_ROOT, schema_path=SCHEMA_PATH,
         serving_dir=SERVING_DIR, transform_module=TRANSFORM_MODULE, trainer_module=TRAINER_MODULE,
         hparams=HPARAMS, model_layout=MODEL_LAYOUT, accuracy_floor=ACCURACY_FLOOR,
-        example_gen_options=EXAMPLE_GEN_OPTIONS, enable_cache=ENABLE_CACHE, beam_pipeline_args=BEAM_PIPELINE_ARGS,
-        serving_limits={"max_image_pixels": MAX_IMAGE_PIXELS, "max_image_bytes": MAX_IMAGE_BYTES})
+        example_gen_options=EXAMPLE_GEN_OPTIONS, span_pattern=SPAN_PATTERN, num_spans=NUM_SPANS, accept_drift=ACCEPT_DRIFT,
+        warm_start=WARM_START, serving_limits={"max_image_pixels": MAX_IMAGE_PIXELS, "max_image_bytes": MAX_IMAGE_BYTES},
+        enable_cache=ENABLE_CACHE, beam_pipeline_args=BEAM_PIPELINE_ARGS)
 
 
 # === Kubeflow Pipelines (pipeline/kubeflow.py, `deep-emotion kfp`) ==================================
@@ -176,7 +187,7 @@ KFP_TRAINER_MEMORY_GB = _setting("KFP_TRAINER_MEMORY_GB", 16.0, "Memory limit of
 BEAM_PROFILE = _setting("BEAM_PROFILE", "direct",
                         "Where Kubeflow data steps run Beam: direct (in the pod), dataflow, flink or spark.")
 BEAM_DIRECT_NUM_WORKERS = _setting("BEAM_DIRECT_NUM_WORKERS", 0,
-                                   "direct profile: worker processes per pod; 0 = one per CPU.")
+                                   "direct profile: worker processes per pod; 0 = one per CPU; 1 = in the step's process.")
 DATAFLOW_PROJECT = _setting("DATAFLOW_PROJECT", "", "dataflow profile: GCP project.")
 DATAFLOW_REGION = _setting("DATAFLOW_REGION", "", "dataflow profile: region, e.g. europe-west1.")
 DATAFLOW_TEMP_LOCATION = _setting("DATAFLOW_TEMP_LOCATION", "", "dataflow profile: gs:// staging/temp folder.")

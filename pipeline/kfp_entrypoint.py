@@ -1,5 +1,12 @@
-"""Container command of every Kubeflow step: TFX's Kubeflow V2 entrypoint, with s3:// and minio://
-artifact URIs mapped onto the local mirror that the KFP launcher keeps.
+"""Container command of every Kubeflow step: TFX's Kubeflow V2 entrypoint, with the input artifacts'
+types filled in, and s3:// and minio:// artifact URIs mapped onto the local mirror the KFP launcher keeps.
+
+Open-source KFP's driver hands every input artifact over with an empty type
+(`{"instanceSchema": ""}`: it reads artifacts back from ML Metadata, which keeps no schema), and
+TFX's entrypoint takes the artifact class from that type: `yaml.safe_load("")` is None and every
+step with an input artifact fails with "'NoneType' object has no attribute 'get'"
+(tensorflow/tfx#7768). The component's own inputs spec, which the compiled arguments carry
+(`--json_serialized_inputs_spec_args`), declares each input's type: an empty one is filled from it.
 
 TFX executors open artifact URIs with tf.io.gfile, which knows gs:// but neither s3:// (not without
 tensorflow-io) nor minio:// (open-source KFP's default pipeline root). KFP 2.x's launcher, around each
@@ -12,7 +19,7 @@ import json
 import os
 import runpy
 import sys
-from typing import Any, Callable, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from contract.runtime import quiet_tensorflow
 
@@ -22,6 +29,7 @@ quiet_tensorflow()
 MIRRORED_SCHEMES = ("s3", "minio")
 MIRROR_ROOT = os.environ.get("KFP_LAUNCHER_MIRROR_ROOT", "/")
 INVOCATION_FLAG = "--json_serialized_invocation_args"
+INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
 # What `python -m` would run without the shim: TFX's Kubeflow V2 container entrypoint.
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 
@@ -53,9 +61,23 @@ def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
     return value
 
 
-def localize_invocation(executor_input_json: str) -> str:
-    """The ExecutorInput JSON with every mirrored artifact URI replaced by its local mirror path."""
+def fill_input_types(executor_input: Dict[str, Any], inputs_spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Gives every input artifact without a type the artifactType its component declares (in place)."""
+    declared = inputs_spec.get("artifacts", {})
+    for key, artifact_list in executor_input.get("inputs", {}).get("artifacts", {}).items():
+        artifact_type = declared.get(key, {}).get("artifactType")
+        for artifact in artifact_list.get("artifacts", []):
+            if artifact_type and not any((artifact.get("type") or {}).get(k) for k in ("instanceSchema", "schemaTitle")):
+                artifact["type"] = artifact_type
+    return executor_input
+
+
+def localize_invocation(executor_input_json: str, inputs_spec_json: Optional[str] = None) -> str:
+    """The ExecutorInput JSON with input types filled in (from the inputs spec, when given) and every
+    mirrored artifact URI replaced by its local mirror path."""
     executor_input = json.loads(executor_input_json)
+    if inputs_spec_json:
+        fill_input_types(executor_input, json.loads(inputs_spec_json))
     for section in ("inputs", "outputs"):
         for artifact_list in executor_input.get(section, {}).get("artifacts", {}).values():
             for artifact in artifact_list.get("artifacts", []):
@@ -75,26 +97,27 @@ def restore_output_uris(output_file: str) -> None:
         json.dump(executor_output, f)
 
 
-def _invocation_position(argv: List[str]) -> int:
-    """Index of the ExecutorInput JSON in argv (`--flag VALUE` or `--flag=VALUE`)."""
+def _flag_value(argv: List[str], flag: str) -> Tuple[Optional[int], Optional[str]]:
+    """(index in argv, value) of `--flag VALUE` or `--flag=VALUE`; (None, None) when absent."""
     for i, arg in enumerate(argv):
-        if arg == INVOCATION_FLAG and i + 1 < len(argv):
-            return i + 1
-        if arg.startswith(INVOCATION_FLAG + "="):
-            return i
-    raise SystemExit(f"{INVOCATION_FLAG} is missing from the arguments: not a Kubeflow V2 task invocation")
+        if arg == flag and i + 1 < len(argv):
+            return i + 1, argv[i + 1]
+        if arg.startswith(flag + "="):
+            return i, arg.split("=", 1)[1]
+    return None, None
 
 
 def main(argv: List[str]) -> None:
     """Runs TFX's entrypoint module as `python -m` does (its own flag parsing and exit status), with
-    the invocation's mirrored URIs localised, then maps the URIs in its output back."""
+    the invocation's input types filled in and mirrored URIs localised, then maps the URIs in its
+    output back."""
     argv = list(argv)
-    position = _invocation_position(argv)
-    inline = argv[position].startswith(INVOCATION_FLAG + "=")
-    invocation = argv[position].split("=", 1)[1] if inline else argv[position]
+    position, invocation = _flag_value(argv, INVOCATION_FLAG)
+    if position is None:
+        raise SystemExit(f"{INVOCATION_FLAG} is missing from the arguments: not a Kubeflow V2 task invocation")
     output_file = json.loads(invocation).get("outputs", {}).get("outputFile", "")
-    localized = localize_invocation(invocation)
-    argv[position] = f"{INVOCATION_FLAG}={localized}" if inline else localized
+    localized = localize_invocation(invocation, _flag_value(argv, INPUTS_SPEC_FLAG)[1])
+    argv[position] = f"{INVOCATION_FLAG}={localized}" if argv[position].startswith(INVOCATION_FLAG + "=") else localized
     sys.argv = [TFX_ENTRYPOINT] + argv[1:]
     try:
         runpy.run_module(TFX_ENTRYPOINT, run_name="__main__", alter_sys=True)

@@ -4,15 +4,18 @@
 
 Settings come from pipeline/configs.py (the Kubeflow block) and DEEP_EMOTION_* variables. Where this
 differs from the local variant (pipeline/local.py), and why:
+- A SpanResolver task first (orchestrator_runs_drivers=False): open-source KFP runs no component
+  drivers, so the spans, the fingerprint of their files and the served versions are resolved by a
+  task, whose output parameters feed ExampleGen and ServedModel (components/span_resolver).
 - baseline="served": open-source KFP cannot execute Resolver nodes; components/served_model hands the
   Evaluator the model in service instead (no-regression check kept; first run: floor only).
 - The Trainer's GPU/CPU/memory request (a ResourceSpec platform config; BeamDagRunner rejects it).
 - beam_pipeline_args from BEAM_PROFILE: direct (in the pod), dataflow, flink or spark.
-- data_root is a run parameter, so one compiled pipeline serves every data location.
-- Caching is off for the two tasks whose inputs do not capture what they read: the ExampleGen (the
-  files under data_root) and ServedModel (the serving directory). KFP's cache key is the task's
-  inputs and parameters, so a scheduled run would otherwise reuse last week's examples (open-source
-  KFP ignores TFX's ExampleGen driver hook that fingerprints input files) or a stale baseline.
+- data_root and accept_drift are run parameters, so one compiled pipeline serves every data location.
+- Caching: KFP's cache key is a task's input artifacts' ids, its parameters and its image, blind to
+  files under data_root and to the serving directory. Only the SpanResolver reads those; its cache is
+  off, every other task's on, so the keys follow the data: nothing new, nothing runs again.
+- compile_pipeline patches what TFX's compiler and KFP's backend disagree on (see there).
 """
 from typing import Any, Dict, List, Optional
 
@@ -27,12 +30,13 @@ from tfx.components.example_gen.component import FileBasedExampleGen  # noqa: E4
 from tfx.orchestration import data_types  # noqa: E402
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner  # noqa: E402
 
-from components.served_model.component import ServedModel  # noqa: E402
+from components.span_resolver.component import SpanResolver  # noqa: E402
 from pipeline import configs  # noqa: E402
 from pipeline.pipeline import create_pipeline  # noqa: E402
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 DATA_ROOT_PARAMETER = "data_root"
+ACCEPT_DRIFT_PARAMETER = "accept_drift"
 # TFX's own Kubeflow V2 entrypoint behind a URI shim that makes s3:// and minio:// pipeline roots work.
 CONTAINER_COMMAND = ["python", "-m", "pipeline.kfp_entrypoint"]
 BEAM_PROFILES = ("direct", "dataflow", "flink", "spark")
@@ -48,6 +52,8 @@ def beam_pipeline_args(profile: Optional[str] = None) -> List[str]:
     """
     profile = profile or configs.BEAM_PROFILE
     if profile == "direct":
+        if configs.BEAM_DIRECT_NUM_WORKERS == 1:  # one worker: in the step's own process, no worker to start
+            return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
         return ["--direct_running_mode=multi_processing",
                 f"--direct_num_workers={configs.BEAM_DIRECT_NUM_WORKERS}"]
     if profile == "dataflow":
@@ -97,6 +103,8 @@ def build(data_root: Any = None, serving_dir: Optional[str] = None) -> tfx.dsl.P
     if data_root is None:
         data_root = tfx.dsl.experimental.RuntimeParameter(
             name=DATA_ROOT_PARAMETER, ptype=str, default=configs.KFP_DATA_ROOT or None)
+    accept_drift = tfx.dsl.experimental.RuntimeParameter(
+        name=ACCEPT_DRIFT_PARAMETER, ptype=str, default=configs.ACCEPT_DRIFT)
     pipeline = create_pipeline(**{
         **configs.pipeline_args(),
         "pipeline_root": configs.KFP_PIPELINE_ROOT,  # not in the YAML: KFP takes it per run / schedule
@@ -104,6 +112,8 @@ def build(data_root: Any = None, serving_dir: Optional[str] = None) -> tfx.dsl.P
         "schema_path": configs.KFP_SCHEMA_PATH,
         "serving_dir": serving_dir,
         "baseline": configs.KFP_BASELINE,
+        "accept_drift": accept_drift,
+        "orchestrator_runs_drivers": False,
         "beam_pipeline_args": beam_pipeline_args(),
     })
     for component in pipeline.components:
@@ -118,8 +128,35 @@ def _runtime_parameters(pipeline: tfx.dsl.Pipeline) -> List[data_types.RuntimePa
 
 
 def uncached_task_ids(pipeline: tfx.dsl.Pipeline) -> List[str]:
-    """Tasks that read state outside their inputs: the data files and the serving directory."""
-    return [c.id for c in pipeline.components if isinstance(c, (FileBasedExampleGen, ServedModel))]
+    """The task that reads state outside its inputs: the data files and the serving directory."""
+    return [c.id for c in pipeline.components if c.id == SpanResolver.__name__]
+
+
+def patch_backend_mismatches(spec: Dict[str, Any], pipeline: tfx.dsl.Pipeline) -> None:
+    """What TFX 1.16's compiler writes and KFP 2.x's backend reads differently (docs/design.md):
+
+    - A parameter fed by an upstream output (`channel.future()[0].value`) names its producer
+      '<node id>_task' (step_builder.py), but the task is '<node id>', and KFP's driver looks the name
+      up verbatim ("producer task ... not in tasks").
+    - FileBasedExampleGen gets TFX's own span driver as `lifecycle.preCacheCheck`, which only Vertex
+      AI runs: it would fingerprint the top level only and overwrite the SpanResolver's resolution.
+    - Parameter defaults go only into a PipelineJob's runtime config, which a YAML package lacks.
+    """
+    tasks = spec["root"]["dag"]["tasks"]
+    for task in tasks.values():
+        for parameter in task.get("inputs", {}).get("parameters", {}).values():
+            producer = parameter.get("taskOutputParameter", {}).get("producerTask")
+            if producer and producer not in tasks and producer.endswith("_task") and producer[:-5] in tasks:
+                parameter["taskOutputParameter"]["producerTask"] = producer[:-5]
+    executors = spec["deploymentSpec"]["executors"]
+    for component in pipeline.components:
+        if isinstance(component, FileBasedExampleGen):
+            label = spec["components"][component.id]["executorLabel"]
+            executors[label]["container"].pop("lifecycle", None)
+    declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    for parameter in _runtime_parameters(pipeline):
+        if parameter.default is not None:
+            declared[parameter.name].update(defaultValue=parameter.default, isOptional=True)
 
 
 def compile_pipeline(output_path: str, image: Optional[str] = None, **build_args) -> Dict[str, Any]:
@@ -133,11 +170,7 @@ def compile_pipeline(output_path: str, image: Optional[str] = None, **build_args
     tasks = spec["root"]["dag"]["tasks"]
     for task_id in uncached_task_ids(pipeline):
         tasks[task_id].pop("cachingOptions", None)  # absent = enableCache false
-    # TFX puts parameter defaults only in the PipelineJob's runtime config, which a YAML package lacks.
-    declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
-    for parameter in _runtime_parameters(pipeline):
-        if parameter.default is not None:
-            declared[parameter.name].update(defaultValue=parameter.default, isOptional=True)
+    patch_backend_mismatches(spec, pipeline)
     with open(output_path, "w", encoding="utf-8") as f:
         f.write(f"# Deep-Emotion TFX pipeline for Kubeflow Pipelines 2.x (compiled by {__name__}).\n"
                 f"# Upload with `deep-emotion kfp submit|schedule`; pass the pipeline root per run.\n")

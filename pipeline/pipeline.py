@@ -5,11 +5,17 @@
     DataGate(gated schema) -> Transform -> Trainer -> Evaluator (floor + no regression)
                                                    -> ModelCardGenerator -> Pusher (model + card)
 
-Transform and Trainer take the schema from DataGate, so bad data stops the run before them.
+Transform and Trainer take the schema from DataGate, so bad data, or a span that drifted from the
+served model's training data (accept_drift: span numbers whose drift an operator accepted), stops
+the run before them.
 The Evaluator's baseline (`baseline=`): "latest_blessed" (a Resolver; local orchestrators), "served"
 (components/served_model: the model in service at serving_dir; open-source Kubeflow Pipelines cannot
-execute Resolver nodes, so the Kubeflow runner uses this) or "none" (absolute floor only).
+execute Resolver nodes, so the Kubeflow runner uses this) or "none" (absolute floor only); in each
+case never the candidate itself, so a rerun over unchanged data reuses every step from the cache.
+On an orchestrator without component drivers (Kubeflow) a SpanResolver task comes first: it resolves
+the spans and the served versions, and its outputs feed ExampleGen and ServedModel.
 """
+import hashlib
 import json
 from typing import Any, Dict, List, Optional
 
@@ -17,13 +23,16 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.data_gate import drift
 from components.data_gate.component import DataGate
-from components.example_gen.component import DeepEmotionExampleGen
+from components.example_gen.component import RESOLVED_KEYS, DeepEmotionExampleGen
 from components.example_gen.options import IngestOptions
 from components.model_card.component import ModelCardGenerator
 from components.pusher.component import Pusher
 from components.served_model.component import ServedModel
+from components.span_resolver.component import SpanResolver
 from contract import data as dc
+from pipeline import resolvers
 from pipeline.code_fingerprint import code_fingerprint
 
 PROBABILITIES = "probabilities"  # the serving signature's output TFMA evaluates
@@ -70,6 +79,18 @@ def make_eval_config(accuracy_floor: float, with_baseline: bool) -> tfma.EvalCon
         ])
 
 
+def training_fingerprint(example_gen_code: str, options: IngestOptions, transform_code: str, trainer_code: str,
+                         hparams: Dict[str, Any], model_layout: str, schema_path: str, warm_start: bool,
+                         serving_limits: Optional[Dict[str, int]] = None) -> str:
+    """Everything but the data that decides the trained model, hashed: two models with the same
+    input fingerprint and this are what caching makes them, one and the same (the Kubeflow
+    SpanResolver relies on it; pushed versions record it, components/pusher/serving_dir.py)."""
+    settings = {"example_gen": example_gen_code, "ingest": options.to_dict(), "transform": transform_code,
+                "trainer": trainer_code, "hparams": hparams, "layout": model_layout, "schema": schema_path,
+                "warm_start": warm_start, "serving_limits": serving_limits or {}}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
+
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
@@ -82,8 +103,13 @@ def create_pipeline(
     model_layout: str,
     accuracy_floor: float,
     example_gen_options: Optional[Dict[str, Any]] = None,
+    span_pattern: str = "span-{SPAN}",
+    num_spans: int = 1,
+    accept_drift: Any = "",
     serving_limits: Optional[Dict[str, int]] = None,
     baseline: str = "latest_blessed",
+    warm_start: bool = False,
+    orchestrator_runs_drivers: bool = True,
     enable_cache: bool = True,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -91,10 +117,33 @@ def create_pipeline(
     """Builds the pipeline. `transform_module` / `trainer_module`: dotted module paths of
     `preprocessing_fn` / `run_fn` in the installed package. The code that ExampleGen, Transform and
     Trainer run is fingerprinted into their custom_config, so that an edit to any of it re-runs them
-    and what follows, and an edit elsewhere re-runs nothing (pipeline/code_fingerprint.py)."""
+    and what follows, and an edit elsewhere re-runs nothing (pipeline/code_fingerprint.py).
+
+    warm_start: the Trainer starts from the weights of the latest blessed (Kubeflow: served) model
+    trained on other data (TFX's base_model); fresh otherwise.
+    orchestrator_runs_drivers: False on open-source Kubeflow Pipelines, which runs no component
+    drivers: a SpanResolver task then resolves the spans and the served versions first
+    (components/span_resolver), and baseline="served" takes its version from it."""
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline={baseline!r}: expected one of {BASELINES}")
+    if baseline == "served" and orchestrator_runs_drivers:
+        raise ValueError("baseline='served' takes the served version from the SpanResolver task, which only a "
+                         "pipeline for an orchestrator without drivers has (orchestrator_runs_drivers=False)")
+    options = IngestOptions.from_dict(example_gen_options or {})
+    example_gen_code = code_fingerprint([DeepEmotionExampleGen.__module__])
+    transform_code, trainer_code = code_fingerprint([transform_module]), code_fingerprint([trainer_module])
+    training = training_fingerprint(example_gen_code, options, transform_code, trainer_code, hparams, model_layout,
+                                    schema_path, warm_start, serving_limits)
+    components = []
+    span_resolver, resolved = None, None
+    if not orchestrator_runs_drivers:
+        span_resolver = SpanResolver(data_root=data_root, serving_dir=serving_dir, span_pattern=span_pattern,
+                                     num_spans=num_spans, training_fingerprint=training)
+        resolved = {key: span_resolver.outputs[key].future()[0].value for key in RESOLVED_KEYS}
+        components.append(span_resolver)
     example_gen = DeepEmotionExampleGen(
-        input_base=data_root, options=IngestOptions.from_dict(example_gen_options or {}),
-        code_fingerprint=code_fingerprint([DeepEmotionExampleGen.__module__]))
+        input_base=data_root, options=options, code_fingerprint=example_gen_code,
+        span_pattern=span_pattern, num_spans=num_spans, resolved=resolved)
     curated_schema = tfx.components.ImportSchemaGen(schema_file=schema_path)
     # With the schema, TFDV treats `emotion` as categorical (per-class counts, L-infinity drift).
     statistics_gen = tfx.components.StatisticsGen(
@@ -105,8 +154,29 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=curated_schema.outputs["schema"])
-    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"], schema=curated_schema.outputs["schema"])
+    if isinstance(accept_drift, str):
+        drift.accepted_spans(accept_drift)  # a malformed override fails here, not at the gate
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"], schema=curated_schema.outputs["schema"],
+                         statistics=statistics_gen.outputs["statistics"], serving_dir=serving_dir,
+                         accept_drift=accept_drift)
     gated_schema = data_gate.outputs["gated_schema"]
+    components += [example_gen, statistics_gen, candidate_schema, curated_schema, example_validator, data_gate]
+
+    base_model = None
+    if warm_start and span_resolver is not None:
+        warm_start_model = ServedModel(
+            serving_dir=serving_dir, version=span_resolver.outputs["warm_start_version"].future()[0].value
+        ).with_id("warm_start_model")
+        components.append(warm_start_model)
+        base_model = warm_start_model.outputs["served_model"]
+    elif warm_start:
+        warm_start_resolver = tfx.dsl.Resolver(
+            strategy_class=resolvers.LatestBlessedModelOfOtherDataStrategy, examples=example_gen.outputs["examples"],
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("warm_start_model_resolver")
+        components.append(warm_start_resolver)
+        base_model = warm_start_resolver.outputs["model"]
 
     # Transform analyses (the z-score's mean and std over train) and writes its graph; it neither
     # materialises the transformed images nor computes statistics of them: StatisticsGen already
@@ -115,33 +185,34 @@ def create_pipeline(
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=gated_schema,
         preprocessing_fn=f"{transform_module}.preprocessing_fn", materialize=False, disable_statistics=True,
-        custom_config={"code_fingerprint": code_fingerprint([transform_module])})
-    trainer_code = code_fingerprint([trainer_module])
+        custom_config={"code_fingerprint": transform_code})
     trainer = tfx.components.Trainer(
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=gated_schema,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"hparams": hparams, "layout": model_layout, "serving_limits": serving_limits or {},
+        base_model=base_model,
+        custom_config={"hparams": hparams, "layout": model_layout, "warm_start": warm_start,
+                       "serving_limits": serving_limits or {},
                        "code_fingerprint": trainer_code},
         run_fn=f"{trainer_module}.run_fn")
+    components += [transform, trainer]
 
-    components = [example_gen, statistics_gen, candidate_schema, curated_schema, example_validator, data_gate,
-                  transform, trainer]
-    if baseline not in BASELINES:
-        raise ValueError(f"baseline={baseline!r}: expected one of {BASELINES}")
     baseline_model = None
     if baseline == "latest_blessed":
+        # Not TFX's LatestBlessedModelStrategy: after a push it hands the Evaluator the candidate itself
+        # (pipeline/resolvers.py), and an unchanged rerun would evaluate and push again.
         resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            strategy_class=resolvers.LatestBlessedOtherModelStrategy, candidate=trainer.outputs["model"],
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
             model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
         ).with_id("latest_blessed_model_resolver")
         components.append(resolver)
         baseline_model = resolver.outputs["model"]
     elif baseline == "served":
-        served_model = ServedModel(candidate=trainer.outputs["model"], serving_dir=serving_dir)
+        served_model = ServedModel(candidate=trainer.outputs["model"], serving_dir=serving_dir,
+                                   version=span_resolver.outputs["baseline_version"].future()[0].value)
         components.append(served_model)
         baseline_model = served_model.outputs["served_model"]
     evaluator = tfx.components.Evaluator(
@@ -151,12 +222,12 @@ def create_pipeline(
     model_card = ModelCardGenerator(
         evaluation=evaluator.outputs["evaluation"], blessing=evaluator.outputs["blessing"],
         model_run=trainer.outputs["model_run"], examples=example_gen.outputs["examples"],
-        pipeline_name=pipeline_name, code_fingerprint=trainer_code)
+        pipeline_name=pipeline_name, code_fingerprint=trainer_code, training_fingerprint=training)
     pusher = Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
-        model_card=model_card.outputs["model_card"])
+        model_card=model_card.outputs["model_card"], statistics=statistics_gen.outputs["statistics"])
     components += [evaluator, model_card, pusher]
 
     return tfx.dsl.Pipeline(

@@ -7,6 +7,8 @@ Settings come from pipeline/configs.py and DEEP_EMOTION_* environment variables,
 `tfx run create` starts this file. Paths and the runner call only; the pipeline is pipeline/local.py.
 Also a plain script: `python runners/beam_runner.py`.
 """
+import os
+
 from contract.runtime import pipeline_progress_logging, quiet_tensorflow
 
 quiet_tensorflow()
@@ -15,6 +17,22 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner  # noqa: E402
 
 from pipeline import configs, local  # noqa: E402
 
+
+def _latest_run():
+    """The pipeline's latest run in ML Metadata, or None (no metadata yet)."""
+    from deep_emotion import runs  # pylint: disable=import-outside-toplevel
+
+    if not os.path.exists(configs.METADATA_PATH):
+        return None
+    return runs.latest_run(configs.METADATA_PATH, configs.PIPELINE_NAME)
+
+
 if __name__ == "__main__":
     pipeline_progress_logging(verbose=configs.VERBOSE_LOGS)
+    before = _latest_run()
     BeamDagRunner().run(local.build())
+    finished = _latest_run()  # `tfx pipeline create|update` only compiles: no new run, nothing to say
+    if finished is not None and (before is None or finished.run_id != before.run_id):
+        from deep_emotion import summary  # noqa: E402
+
+        print(summary.verdict(finished), flush=True)  # what the run did, in one line: "Nothing new: ..."

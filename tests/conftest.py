@@ -96,13 +96,14 @@ def data_root(tmp_path) -> DataRoot:
 
 @pytest.fixture(scope="session")
 def ingest_into():
-    """ingest_into(root, out, **options) -> Ingested: runs the executor (DirectRunner) into out."""
+    """ingest_into(root, out, num_spans=1, **options) -> Ingested: runs the executor (DirectRunner) into
+    out, over the latest num_spans span folders of root (the whole root when it has none)."""
     from components.example_gen.standalone import run_executor  # pylint: disable=import-outside-toplevel
     from components.example_gen.options import IngestOptions  # pylint: disable=import-outside-toplevel
 
-    def run(root: str, out: str, **options) -> Ingested:
+    def run(root: str, out: str, num_spans: int = 1, **options) -> Ingested:
         os.makedirs(out, exist_ok=True)
-        summary = run_executor(root, out, IngestOptions(**options))
+        summary = run_executor(root, out, IngestOptions(**options), num_spans=num_spans)
         return Ingested(out, summary, read_examples(out))
 
     return run
@@ -110,11 +111,11 @@ def ingest_into():
 
 @pytest.fixture
 def ingest(tmp_path, ingest_into):
-    """ingest(root, **options) -> Ingested, each run into a fresh folder under tmp_path."""
+    """ingest(root, num_spans=1, **options) -> Ingested, each run into a fresh folder under tmp_path."""
     runs = []
 
-    def run(root: str, **options) -> Ingested:
+    def run(root: str, num_spans: int = 1, **options) -> Ingested:
         runs.append(root)
-        return ingest_into(root, str(tmp_path / f"out{len(runs)}"), **options)
+        return ingest_into(root, str(tmp_path / f"out{len(runs)}"), num_spans=num_spans, **options)
 
     return run

@@ -190,3 +190,16 @@ def load_keras_model(serving_model_dir: str, model_run_dir: str) -> Tuple[tf_ker
     model = deep_emotion_model.build_model(layout, mixed_precision=False)
     tf.train.Checkpoint(model=model).read(os.path.join(serving_model_dir, "variables", "variables")).expect_partial()
     return model, layout
+
+
+def restore_weights(model: tf_keras.Model, serving_model_dir: str) -> None:
+    """Loads an exported model's weights into `model` (same layout), for a warm start: every weight
+    of `model` must be found in the export, or ValueError says which is missing or of another shape."""
+    prefix = os.path.join(serving_model_dir, "variables", "variables")
+    if not tf.io.gfile.exists(prefix + ".index"):
+        raise ValueError(f"{serving_model_dir} holds no exported model (no variables/variables.index)")
+    try:
+        status = tf.train.Checkpoint(model=model).read(prefix)
+        status.assert_existing_objects_matched().expect_partial()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise ValueError(f"the model in {serving_model_dir} does not fit this layout: {str(error)[:300]}") from None

@@ -91,6 +91,22 @@ def _strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def warm_start_from(model, base_model_dir) -> dict:
+    """Loads the base model's weights (TFX's base_model: the latest blessed or served model trained on
+    other data) into the freshly built model; a missing or unfitting one means a fresh start, said so.
+    Only the first attempt starts warm: a collapse restart reinitialises."""
+    if not base_model_dir or not tf.io.gfile.exists(base_model_dir):
+        logging.info("Warm start: no earlier model to start from; training starts fresh.")
+        return {"from": None, "used": False, "why": "no earlier model"}
+    try:
+        export.restore_weights(model, base_model_dir)
+    except ValueError as error:
+        logging.warning("Warm start from %s impossible (%s); training starts fresh.", base_model_dir, error)
+        return {"from": base_model_dir, "used": False, "why": str(error)}
+    logging.info("Warm start: training starts from the weights of %s", base_model_dir)
+    return {"from": base_model_dir, "used": True}
+
+
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor)."""
     config = fn_args.custom_config or {}
@@ -109,6 +125,7 @@ def run_fn(fn_args) -> None:
 
     with _strategy().scope():
         model = deep_emotion_model.build_model(layout, seed=hparams.seed)
+        warm_start = warm_start_from(model, getattr(fn_args, "base_model", None)) if config.get("warm_start") else None
     tensorboard = tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
     history = train(model, train_ds, eval_ds, hparams, callbacks=[tensorboard], log=logging.info,
                     preprocess=preprocess)
@@ -123,7 +140,8 @@ def run_fn(fn_args) -> None:
                "max_image_bytes": int(limits.get("max_image_bytes", dc.MAX_IMAGE_BYTES))}
     tflite_file = export.ServingModule(model, tf_transform_output, **serving).save(fn_args.serving_model_dir)
     training_record.write(fn_args.model_run_dir, layout, hparams.to_dict(), history.history,
-                          calibration=calibrated, serving=serving, training={"attempts": history.attempts},
+                          calibration=calibrated, serving=serving,
+                          training={"attempts": history.attempts, "warm_start": warm_start},
                           model={"trainable_parameters": deep_emotion_model.trainable_parameters(model)})
     logging.info("Serving model written to %s (TFLite copy: %s); TensorBoard logs in %s",
                  fn_args.serving_model_dir, tflite_file, fn_args.model_run_dir)

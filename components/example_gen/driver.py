@@ -1,70 +1,55 @@
-"""A driver whose input fingerprint covers every file under the data root.
+"""The ExampleGen's driver: which span folders this run ingests and a fingerprint of every file in
+them, resolved before TFX's cache lookup so that the cache follows the data (spans.py).
 
-TFX's FileBasedDriver fingerprints only what each split pattern globs, one level deep, and the
-fingerprint is part of the cache key: an image replaced inside CK+48/anger/ would leave it
-unchanged and a stale cached ExampleGen output would be reused. This driver keeps TFX's span and
-version handling and replaces only the fingerprint.
+TFX's FileBasedDriver resolves one span per run from the split patterns and fingerprints only what
+they glob, one level deep, with mtimes in whole seconds: an image replaced inside CK+48/anger/ left
+the fingerprint, hence the cache key, unchanged. This driver keeps TFX's contract (exec properties
+`span`, `version`, `input_fingerprint`, the same properties on the Examples artifact), reads the
+range to ingest from TFX's `range_config` (rolling_range(num_spans=K) for the last K spans), and adds
+`span_folders`, the folders the executor reads.
+
+Only local orchestrators run drivers. On Kubeflow the SpanResolver task resolves the spans and hands
+them to ExampleGen as parameters (pipeline/kubeflow.py); a driver that finds `span_folders` already
+set leaves the resolution as it is.
 """
-import hashlib
-import os
-from typing import Iterable, Optional
+from typing import Any, Dict
 
-from tfx.components.example_gen import driver, input_processor
-from tfx.dsl.io import fileio
-from tfx.proto import example_gen_pb2, range_config_pb2
+from absl import logging
+from tfx.components.example_gen import driver
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.proto import range_config_pb2
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
 
-from components.example_gen import files
+from components.example_gen import spans
 
-
-def _local_files(root: str):
-    """(relative path, size, mtime in ns) of every file, following symlinks once (as ingestion does)."""
-    seen = set()
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs.sort()
-        for name in sorted(names):
-            path = os.path.join(folder, name)
-            try:
-                stat = os.stat(path)
-            except OSError:  # a broken symlink: ingestion names it; here its own existence counts
-                stat = os.lstat(path)
-            yield os.path.relpath(path, root), stat.st_size, stat.st_mtime_ns
+SPAN_PATTERN_KEY = "span_pattern"
+SPAN_FOLDERS_KEY = "span_folders"
 
 
-def _remote_files(root: str):
-    for folder, _, names in fileio.walk(root):
-        for name in sorted(names):
-            path = os.path.join(folder, name)
-            stat = fileio.stat(path)
-            yield path[len(root):].lstrip("/"), stat.length, stat.mtime_nsec
-
-
-def fingerprint_data_root(root: str) -> str:
-    """A short string that changes when any file under root is added, removed, resized or touched."""
-    digest = hashlib.sha256()
-    count = total_bytes = 0
-    for relative, size, mtime in (_local_files if files.is_local(root) else _remote_files)(root):
-        digest.update(f"{relative}\t{size}\t{mtime}\n".encode())
-        count += 1
-        total_bytes += size
-    return f"data_root:{root},num_files:{count},total_bytes:{total_bytes},sha256:{digest.hexdigest()}"
-
-
-class _DataRootInputProcessor(input_processor.FileBasedInputProcessor):
-
-    def get_input_fingerprint(self, span: int, version: Optional[int]) -> Optional[str]:
-        return fingerprint_data_root(self._input_base_uri)
+def range_config_of(exec_properties: Dict[str, Any]):
+    """The RangeConfig exec property (a JSON string, as TFX passes protos), or None."""
+    text = exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY)
+    return proto_utils.json_to_proto(text, range_config_pb2.RangeConfig()) if text else None
 
 
 class DataRootDriver(driver.FileBasedDriver):
-    """FileBasedDriver with a fingerprint of the whole data root (see the module docstring)."""
+    """FileBasedDriver whose span resolution and fingerprint are spans.py's (see the module docstring)."""
 
-    def get_input_processor(self, splits: Iterable[example_gen_pb2.Input.Split],
-                            range_config: Optional[range_config_pb2.RangeConfig] = None,
-                            input_base_uri: Optional[str] = None) -> input_processor.InputProcessor:
-        assert input_base_uri
-        return _DataRootInputProcessor(input_base_uri, splits, range_config)
+    def resolve_exec_properties(self, exec_properties: Dict[str, Any], pipeline_info, component_info) -> Dict[str, Any]:
+        del pipeline_info, component_info
+        if exec_properties.get(SPAN_FOLDERS_KEY) is None:
+            data_root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+            resolution = spans.resolve(data_root, exec_properties.get(SPAN_PATTERN_KEY) or "",
+                                       range_config_of(exec_properties))
+            logging.info("DeepEmotionExampleGen ingests %s of %s", resolution.describe(), data_root)
+            if resolution.outside:
+                logging.warning("In no span, not read: %s", ", ".join(resolution.outside))
+            exec_properties[SPAN_FOLDERS_KEY] = spans.to_json(resolution.spans)
+            exec_properties[example_gen_utils.SPAN_PROPERTY_NAME] = resolution.span
+            exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME] = resolution.input_fingerprint
+        else:  # resolved upstream; a parameter typed STRING on Kubeflow
+            exec_properties[example_gen_utils.SPAN_PROPERTY_NAME] = spans.span_number(
+                exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME))
+        exec_properties[example_gen_utils.VERSION_PROPERTY_NAME] = None
+        return exec_properties

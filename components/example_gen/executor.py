@@ -1,13 +1,15 @@
-"""DeepEmotionExampleGen's executor: one Beam pass over a whole data root -> train/eval/test.
+"""DeepEmotionExampleGen's executor: one Beam pass over a whole data root, or over the span folders
+the driver (or Kubeflow's SpanResolver) resolved, -> train/eval/test.
 
 Output (the examples artifact's URI):
     Split-{train,eval,test}/data_tfrecord-*.gz   gzipped TFRecords of canonical tf.Examples
                                                  (an empty split gets one empty file)
     ingest_summary.json                          counts per source, split and class; exclusions;
-                                                 rejects; unrecognised entries (summary.py)
+                                                 rejects; unrecognised entries; the spans (summary.py)
     quarantine.jsonl                             rejected records with their defects, only when a
                                                  bad-record budget let the run pass with some
-Downstream components read only the Split-* folders.
+Downstream components read only the Split-* folders. The artifact records the latest span (`span`),
+the spans read (`span_folders`, JSON) and the input fingerprint, wherever they were resolved.
 
 Bad records never stop the Beam pass; they are collected, so that a failing run names all of
 them at once (the first 20 and the total) rather than the first, and the error is raised here in
@@ -25,6 +27,7 @@ import google_crc32c
 from absl import logging
 from apache_beam.io import fileio
 from apache_beam.options.value_provider import StaticValueProvider
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.util import examples_utils
@@ -32,8 +35,10 @@ from tfx.dsl.io import fileio as tfx_fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
+from components.example_gen import spans as spans_lib
 from components.example_gen import summary as summary_lib
-from components.example_gen.data_root import Plan, plan_ingestion
+from components.example_gen.data_root import Plan
+from components.example_gen.driver import SPAN_FOLDERS_KEY, SPAN_PATTERN_KEY
 from components.example_gen.fer2013_csv import CsvTask, ReadCsvFile
 from components.example_gen.image_folders import DecodeImage, group_archive_images
 from components.example_gen.options import IngestOptions
@@ -57,11 +62,12 @@ class IngestedSplits(dict):
     """split name -> PCollection of serialized tf.Examples, as GenerateExamplesByBeam must return;
     plus what must not be dropped: the rejected records and the tally of everything counted."""
 
-    def __init__(self, splits, rejected, tally, plan: Plan):
+    def __init__(self, splits, rejected, tally, plan: Plan, spans=()):
         super().__init__(splits)
         self.rejected = rejected
         self.tally = tally
         self.plan = plan
+        self.spans = spans
 
 
 class ReadRecords(beam.DoFn):
@@ -84,10 +90,11 @@ class ReadRecords(beam.DoFn):
 class ReadDataRoot(beam.PTransform):
     """Reads every task of a Plan once, files and images in parallel, into train/eval/test."""
 
-    def __init__(self, plan: Plan, options: IngestOptions):
+    def __init__(self, plan: Plan, options: IngestOptions, spans=()):
         super().__init__()
         self._plan = plan
         self._options = options
+        self._spans = tuple(spans)
 
     def expand(self, pipeline):
         plan = self._plan
@@ -104,7 +111,7 @@ class ReadDataRoot(beam.PTransform):
         by_split = records.examples | "SplitData" >> beam.Partition(
             lambda record, _: SPLITS.index(record[0]), len(SPLITS))
         splits = {split: by_split[i] | f"Examples[{split}]" >> beam.Values() for i, split in enumerate(SPLITS)}
-        return IngestedSplits(splits, rejected, tally, plan)
+        return IngestedSplits(splits, rejected, tally, plan, self._spans)
 
 
 def _masked_crc32c(data: bytes) -> int:
@@ -137,12 +144,12 @@ def _is_fatal(reject: Reject) -> bool:
     return reject.fatal
 
 
-def _write_summary(tally, path, plan, options, rejected_count, fatal_count, first_rejects, first_fatal):
+def _write_summary(tally, path, plan, options, spans, rejected_count, fatal_count, first_rejects, first_fatal):
     """Fatal defects are listed first: they are what must be fixed whatever the budget."""
     first = first_fatal + [r for r in first_rejects if not r.fatal]
     summary = summary_lib.build(plan, options, tally, rejected_count, fatal_count,
                                 [r.describe() for r in first[:_FIRST_REJECTS]],
-                                quarantine=QUARANTINE_FILE if rejected_count else None)
+                                quarantine=QUARANTINE_FILE if rejected_count else None, spans=spans)
     with tfx_fileio.open(path, "w") as f:
         json.dump(summary, f, indent=2)
 
@@ -154,10 +161,18 @@ class Executor(BaseExampleGenExecutor):
         raise NotImplementedError("DeepEmotionExampleGen reads the whole data root in GenerateExamplesByBeam")
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: Dict[str, Any]) -> IngestedSplits:
-        """One pass over the data root (not one per input split), partitioned into train/eval/test."""
+        """One pass over the data root or its resolved span folders (not one per input split),
+        partitioned into train/eval/test."""
         options = IngestOptions.from_custom_config_json(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY))
-        plan = plan_ingestion(exec_properties[standard_component_specs.INPUT_BASE_KEY], options)
-        return pipeline | "ReadDataRoot" >> ReadDataRoot(plan, options)
+        data_root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        spans = spans_lib.from_json(exec_properties.get(SPAN_FOLDERS_KEY))
+        plan = spans_lib.plan_spans(data_root, spans, options)
+        pattern = exec_properties.get(SPAN_PATTERN_KEY)
+        if spans and pattern:
+            outside = spans_lib.outside(data_root, spans_lib.list_spans(data_root, pattern))
+            if outside:
+                plan.notes.append(f"in no span folder ({pattern}), not read: {', '.join(outside)}")
+        return pipeline | "ReadDataRoot" >> ReadDataRoot(plan, options, spans)
 
     def write_split(self, examples: beam.PCollection, split_uri: str):
         """Writes gzipped TFRecords, named as TFX's WriteSplit names them, but
@@ -205,6 +220,12 @@ class Executor(BaseExampleGenExecutor):
         examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
         for name, value in summary_lib.artifact_properties(summary).items():
             examples.set_int_custom_property(name, value)
+        # What TFX's driver records locally; on Kubeflow no driver runs, so here, wherever resolved.
+        examples.span = spans_lib.span_number(exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME))
+        examples.set_string_custom_property(SPAN_FOLDERS_KEY, exec_properties.get(SPAN_FOLDERS_KEY) or "[]")
+        if exec_properties.get(example_gen_utils.FINGERPRINT_PROPERTY_NAME):
+            examples.set_string_custom_property(example_gen_utils.FINGERPRINT_PROPERTY_NAME,
+                                                exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME])
         logging.info("Ingested %s:\n%s", summary["data_root"], summary_lib.format_table(summary))
 
 
@@ -216,7 +237,7 @@ def _write_reports(ingested: IngestedSplits, uri: str, options: IngestOptions) -
                                                      num_shards=1))
     fatal = rejected | "Fatal" >> beam.Filter(_is_fatal)
     _ = ingested.tally | "WriteSummary" >> beam.Map(
-        _write_summary, os.path.join(uri, SUMMARY_FILE), ingested.plan, options,
+        _write_summary, os.path.join(uri, SUMMARY_FILE), ingested.plan, options, ingested.spans,
         rejected_count=beam.pvalue.AsSingleton(rejected | "CountRejects" >> beam.combiners.Count.Globally()),
         fatal_count=beam.pvalue.AsSingleton(fatal | "CountFatal" >> beam.combiners.Count.Globally()),
         first_rejects=beam.pvalue.AsSingleton(

@@ -7,12 +7,16 @@ import json
 import os
 from typing import Any, Dict, Optional, Sequence
 
+from components.example_gen import spans
 from components.example_gen.options import IngestOptions
 
 
 def run_executor(data_root: str, output_dir: str, options: Optional[IngestOptions] = None,
-                 beam_pipeline_args: Sequence[str] = (), executor_class=None) -> Dict[str, Any]:
-    """Runs the TFX executor (or a subclass) with an examples artifact at output_dir; returns the summary."""
+                 beam_pipeline_args: Sequence[str] = (), executor_class=None,
+                 span_pattern: str = spans.DEFAULT_PATTERN, num_spans: int = 1) -> Dict[str, Any]:
+    """Runs the TFX executor (or a subclass) with an examples artifact at output_dir; returns the summary.
+    The spans are resolved as the pipeline's driver resolves them: the latest num_spans span folders,
+    or the whole root when none matches span_pattern."""
     # pylint: disable=import-outside-toplevel  # TFX and Beam load in seconds: not for `--help`
     import apache_beam as beam
     from tfx.proto import example_gen_pb2
@@ -22,10 +26,15 @@ def run_executor(data_root: str, output_dir: str, options: Optional[IngestOption
     from components.example_gen.component import INPUT_CONFIG
     from components.example_gen.executor import SUMMARY_FILE, Executor
 
+    resolution = spans.resolve(data_root, span_pattern, spans.rolling_range(num_spans))
     examples = standard_artifacts.Examples()
     examples.uri = output_dir
     exec_properties = {
         "input_base": data_root,
+        "span_pattern": span_pattern,
+        "span_folders": spans.to_json(resolution.spans),
+        "span": resolution.span,
+        "input_fingerprint": resolution.input_fingerprint,
         "input_config": proto_utils.proto_to_json(INPUT_CONFIG),
         "output_config": proto_utils.proto_to_json(example_gen_pb2.Output()),
         "custom_config": proto_utils.proto_to_json((options or IngestOptions()).to_custom_config()),

@@ -12,8 +12,9 @@ from contract.data import EMOTIONS, SPLITS
 
 
 def build(plan: Plan, options: IngestOptions, tally: collections.Counter, rejected_count: int,
-          fatal_count: int, first_rejects: List[str], quarantine: Optional[str]) -> Dict[str, Any]:
-    """tally keys: ("example", source, split, emotion id), ("excluded", source, reason), ("rejected", source)."""
+          fatal_count: int, first_rejects: List[str], quarantine: Optional[str], spans=()) -> Dict[str, Any]:
+    """tally keys: ("example", source, split, emotion id), ("excluded", source, reason), ("rejected", source).
+    spans: the span folders read (spans.Span), none for a whole data root."""
     classes: Dict[str, Dict[str, Dict[str, int]]] = {}
     excluded: Dict[str, Dict[str, int]] = {}
     rejected_by_source: Dict[str, int] = {}
@@ -30,6 +31,7 @@ def build(plan: Plan, options: IngestOptions, tally: collections.Counter, reject
     notes = list(plan.notes) + [f"split '{s}' is empty" for s in SPLITS if not by_split[s]]
     return {
         "data_root": plan.data_root,
+        "spans": [{"span": s.number, "folder": s.folder} for s in spans],
         "synthetic": plan.synthetic,
         "options": options.to_dict(),
         "datasets": plan.datasets,
@@ -86,7 +88,9 @@ def format_table(summary: Dict[str, Any]) -> str:
     totals = [sum(r[i] for r in rows) for i in range(2, len(header))]
     rows.append(["all", ""] + totals)
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    lines = [f"read  {dataset}" for dataset in summary["datasets"]] + [""]
+    spans = summary.get("spans") or []
+    lines = ["spans  " + ", ".join(f"{span['folder']}/ (span {span['span']})" for span in spans)] if spans else []
+    lines += [f"read  {dataset}" for dataset in summary["datasets"]] + [""]
     lines += ["  ".join(str(v).ljust(w) if i < 2 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths)))
               for r in [header] + rows]
     for source, reasons in sorted(summary["excluded"].items()):

@@ -88,6 +88,7 @@ def build(evaluation_uri: str, blessed: Optional[bool], training_record: Dict[st
         "intended_use": INTENDED_USE,
         "out_of_scope": OUT_OF_SCOPE,
         "training_data": {"synthetic": synthetic, "data_root": ingest_summary.get("data_root"),
+                          "spans": ingest_summary.get("spans", []),
                           "datasets": ingest_summary.get("datasets", []),
                           "examples_by_split": ingest_summary.get("examples", {}).get("by_split", {}),
                           "by_source_split_class": ingest_summary.get("examples", {}).get("by_source_split_class", {}),
@@ -153,6 +154,9 @@ _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=Tru
 
 ## Training data
 - Data root `{{ card.training_data.data_root }}`: {{ card.training_data.datasets | join("; ") }}.
+{% if card.training_data.spans %}
+- Spans: {% for s in card.training_data.spans %}{{ s.folder }}/ (span {{ s.span }}){{ ", " if not loop.last }}{% endfor %}.
+{% endif %}
 - Examples per split: {% for split, n in card.training_data.examples_by_split.items() %}{{ split }} {{ n }}{{ ", " if not loop.last }}{% endfor %}. {{ card.training_data.splits }}.
 - Rejected records: {{ card.training_data.rejected }}.
 

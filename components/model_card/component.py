@@ -46,14 +46,18 @@ def ModelCardGenerator(
     model_card: tfx.dsl.components.OutputArtifact[ModelCard],
     pipeline_name: tfx.dsl.components.Parameter[str],
     code_fingerprint: tfx.dsl.components.Parameter[str],
+    training_fingerprint: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
-    """Writes model_card.json and model_card.md into the model_card artifact."""
+    """Writes model_card.json and model_card.md into the model_card artifact. training_fingerprint:
+    of everything but the data that decides the model (pipeline.create_pipeline)."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     with tf.io.gfile.GFile(os.path.join(examples.uri, SUMMARY_FILE)) as f:
         ingest_summary = json.load(f)
     lineage = {"pipeline_name": pipeline_name, "trainer_code_fingerprint": code_fingerprint,
-               "examples": examples.uri,
+               "training_fingerprint": training_fingerprint or None,
+               "examples": examples.uri, "span": examples.span,
+               "spans": json.loads(examples.get_string_custom_property("span_folders") or "[]"),
                "input_fingerprint": examples.get_string_custom_property("input_fingerprint") or None,
                "splits": artifact_utils.decode_split_names(examples.split_names),
                "model_run": model_run.uri, "evaluation": evaluation.uri}

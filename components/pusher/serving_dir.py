@@ -3,6 +3,12 @@
 The one place that knows the layout: the Pusher publishes versions into it, ServedModel and
 `deep-emotion predict` find the version TF Serving serves (the highest complete one).
 
+Beside each model, `training_data/` says what it was trained on: `training_data.json` (its spans,
+the input fingerprint of their files, the fingerprint of the training settings) and
+`statistics/Split-*/FeatureStats.pb` (StatisticsGen's statistics of that data). The DataGate compares
+a new span with them (drift) and the Kubeflow SpanResolver reads them to know whether anything is
+new. TF Serving ignores the folder, and comparing two models ignores it too.
+
 Pushes appear whole: locally a version is built in a hidden staging folder (TF Serving ignores
 names that are not numbers) and renamed into place (contract.publish). Object stores (gs://) have
 no rename: there saved_model.pb is copied last, as TFX's own Pusher does, and a version counts as
@@ -16,6 +22,7 @@ lost either way.
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
@@ -26,21 +33,26 @@ from tfx.utils import io_utils
 from contract import publish
 
 SAVED_MODEL_FILE = "saved_model.pb"
+TRAINING_DATA_DIR = "training_data"
+TRAINING_DATA_RECORD = f"{TRAINING_DATA_DIR}/training_data.json"
+TRAINING_STATISTICS_DIR = f"{TRAINING_DATA_DIR}/statistics"
 _PUSH_ATTEMPTS = 20
 _LOCK_FILE = ".push.lock"  # hidden: TF Serving and versions() only look at numeric names
 
 
 def saved_model_digest(model_dir: str, ignore: Iterable[str] = ()) -> str:
     """sha256 over every file's relative path and content: equal digests, identical models.
-    ignore: top-level file names left out (a model card describes a model, it is not part of it)."""
+    ignore: relative paths left out (a model card describes a model, it is not part of it), and
+    always the training_data/ folder."""
     digest = hashlib.sha256()
     ignore = set(ignore)
     for root, _, files in sorted(fileio.walk(model_dir)):
         for name in sorted(files):
-            if root.rstrip("/") == model_dir.rstrip("/") and name in ignore:
-                continue
             path = os.path.join(root, name)
-            digest.update(os.path.relpath(path, model_dir).encode())
+            relative = os.path.relpath(path, model_dir)
+            if relative in ignore or relative.startswith(TRAINING_DATA_DIR + "/"):
+                continue
+            digest.update(relative.encode())
             with fileio.open(path, "rb") as f:
                 digest.update(f.read())
     return digest.hexdigest()
@@ -61,6 +73,32 @@ def newest_complete_version(base_dir: str) -> Optional[int]:
     return None
 
 
+def complete_versions(base_dir: str) -> List[int]:
+    """The versions TF Serving may serve (with saved_model.pb), newest first."""
+    return [v for v in reversed(versions(base_dir)) if fileio.exists(os.path.join(base_dir, str(v), SAVED_MODEL_FILE))]
+
+
+def read_training_data(version_dir: str) -> Optional[Dict]:
+    """A version's training_data.json (see the module docstring); None for a version without one
+    (pushed by hand, or before versions carried it)."""
+    path = os.path.join(version_dir, TRAINING_DATA_RECORD)
+    if not fileio.exists(path):
+        return None
+    with fileio.open(path, "r") as f:
+        return json.loads(f.read())
+
+
+def training_data_files(record: Dict, statistics_uri: Optional[str]) -> Dict[str, bytes]:
+    """The training_data/ files of a version: the record and a copy of the statistics' splits."""
+    contents = {TRAINING_DATA_RECORD: json.dumps(record, indent=1, sort_keys=True).encode()}
+    if statistics_uri:
+        for split_dir in sorted(fileio.glob(os.path.join(statistics_uri, "Split-*"))):
+            for name in sorted(fileio.listdir(split_dir)):
+                with fileio.open(os.path.join(split_dir, name), "rb") as f:
+                    contents[f"{TRAINING_STATISTICS_DIR}/{os.path.basename(split_dir.rstrip('/'))}/{name}"] = f.read()
+    return contents
+
+
 def resolve_model_dir(path: str) -> str:
     """A SavedModel directory as given, or a base directory's served version; FileNotFoundError if neither."""
     if fileio.exists(os.path.join(path, SAVED_MODEL_FILE)):
@@ -78,8 +116,9 @@ def push(model_dir: str, base_dir: str, now: Optional[int] = None,
     Returns (version, pushed_new). Versions are unix seconds, kept strictly increasing so that TF
     Serving always serves the latest push even when two pushes fall within one second; a push that
     loses a race for a version number to a concurrent one takes the next number. Staging left by a
-    killed push is removed first. extra_files(version) -> {name: bytes}: files written into the
-    version beside the model (its model card); they do not count when comparing models.
+    killed push is removed first. extra_files(version) -> {relative path: bytes}: files written into
+    the version beside the model (its model card, training_data/); they do not count when comparing
+    models.
     """
     extra_names = set(extra_files("0")) if extra_files else set()
     digest = saved_model_digest(model_dir, extra_names)
@@ -132,5 +171,7 @@ def _push_locked(model_dir, base_dir, digest, extra_names, now, extra_files) -> 
 
 def _write_files(folder: str, contents: Dict[str, bytes]) -> None:
     for name, content in contents.items():
+        if os.path.dirname(name):
+            fileio.makedirs(os.path.join(folder, os.path.dirname(name)))
         with fileio.open(os.path.join(folder, name), "wb") as f:
             f.write(content)

@@ -17,7 +17,7 @@ COMMANDS = {
     "config": "Print the pipeline settings in effect and their DEEP_EMOTION_* variables.",
     "demo-data": "Write synthetic faces in the FER2013, CK+, JAFFE and FERG formats.",
     "ingest": "Convert a data root to canonical TFRecords (train/eval/test) on Beam.",
-    "kfp": "Compile, submit and schedule the pipeline on Kubeflow Pipelines 2.x.",
+    "kfp": "Compile, dry-run (run-local), submit and schedule the pipeline on Kubeflow Pipelines 2.x.",
     "predict": "Predict the emotion of images, folders or FER2013 CSV rows with a served model (JSON lines).",
     "report": "Write a run's data-validation and model-analysis report as one offline HTML file.",
     "schema-candidate": "Write the schema inferred from the latest run beside the curated one; print the diff.",

@@ -31,6 +31,11 @@ _DEFAULTS = IngestOptions()
 @click.option("--split-fractions", default=",".join(map(str, _DEFAULTS.split_fractions)), show_default=True,
               help="train,eval,test shares for CK+, JAFFE, FERG (by subject) and Kaggle train.csv.")
 @click.option("--split-seed", type=int, default=_DEFAULTS.split_seed, show_default=True)
+@click.option("--span-pattern", default="span-{SPAN}", show_default=True,
+              help="Span folders under the data root (TFX's {SPAN} or {YYYY}-{MM}-{DD}); a root without them is "
+                   "read whole, '' never looks for spans.")
+@click.option("--num-spans", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many of the latest spans to read, as the pipeline's rolling window does.")
 @click.option("--face-crop", default=",".join(_DEFAULTS.face_crop), show_default=True,
               help="Image layouts whose images go through the face stage: ckplus-original, jaffe, ferg "
                    "(comma-separated; '' for none).")
@@ -42,12 +47,14 @@ _DEFAULTS = IngestOptions()
 @click.option("--beam-arg", "beam_args", multiple=True,
               help="Extra Beam pipeline argument, repeatable (e.g. --beam-arg=--direct_num_workers=2).")
 def command(data_root, out, bad_record_budget, use_ferplus_labels, contempt_as, split_fractions, split_seed,
-            face_crop, ckplus_peak_frames, ckplus_first_frame_neutral, overwrite, beam_args):
+            span_pattern, num_spans, face_crop, ckplus_peak_frames, ckplus_first_frame_neutral, overwrite,
+            beam_args):
     """Convert a data root to canonical TFRecords (train/eval/test) and print what went where."""
     logging.getLogger("apache_beam.io.tfrecordio").setLevel(logging.ERROR)  # "python-snappy not found": harmless
     # pylint: disable=import-outside-toplevel
     from components.example_gen import summary as summary_lib
     from components.example_gen.records import IngestError
+    from components.example_gen.spans import SpanPatternError
     from components.example_gen.standalone import run_executor
     from contract import publish
 
@@ -65,8 +72,9 @@ def command(data_root, out, bad_record_budget, use_ferplus_labels, contempt_as, 
     try:
         with publish.staged(out) as staging:
             os.makedirs(staging)
-            summary = run_executor(os.path.abspath(data_root), str(staging), options, beam_args)
-    except IngestError as error:
+            summary = run_executor(os.path.abspath(data_root), str(staging), options, beam_args,
+                                   span_pattern=span_pattern, num_spans=num_spans)
+    except (IngestError, SpanPatternError) as error:
         raise click.ClickException(str(error)) from error
 
     click.echo(summary_lib.format_table(summary))

@@ -1,9 +1,11 @@
-"""`deep-emotion kfp compile|submit|schedule`: the Kubeflow Pipelines 2.x workflow from a workstation.
+"""`deep-emotion kfp compile|run-local|submit|schedule`: the Kubeflow Pipelines 2.x workflow from a workstation.
 
-    deep-emotion kfp compile  --output deep-emotion-kfp.yaml
-    deep-emotion kfp submit   --host https://kfp.example.com --pipeline-root gs://bucket/kfp \\
-                              --param data_root=gs://bucket/data
-    deep-emotion kfp schedule --cron "0 0 3 * * *" (+ the same flags)
+    deep-emotion kfp compile   --output deep-emotion-kfp.yaml
+    deep-emotion kfp run-local --package deep-emotion-kfp.yaml --pipeline-root /tmp/kfp-dry-run \\
+                               --param data_root=/data/faces          (the dry run: pipeline/kfp_local.py)
+    deep-emotion kfp submit    --host https://kfp.example.com --pipeline-root gs://bucket/kfp \\
+                               --param data_root=gs://bucket/data
+    deep-emotion kfp schedule  --cron "0 0 3 * * *" (+ the same flags)
 
 submit and schedule upload the compiled pipeline (a new version when it already exists), so runs
 and schedules always point at a stored, inspectable version. The connection comes from flags or
@@ -239,7 +241,39 @@ def _connection_options(command):
 
 @click.group("kfp")
 def command():
-    """Compile, submit and schedule the pipeline on Kubeflow Pipelines 2.x."""
+    """Compile, dry-run (run-local), submit and schedule the pipeline on Kubeflow Pipelines 2.x."""
+
+
+@command.command("run-local")
+@click.option("--package", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The compiled pipeline YAML (deep-emotion kfp compile), with local paths.")
+@click.option("--pipeline-root", required=True, type=click.Path(file_okay=False),
+              help="Local folder for the runs' artifacts and the stand-in's metadata and cache: reuse it to "
+                   "see what a schedule's next run reuses.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Pipeline parameter, e.g. data_root=/data/faces (repeatable).")
+@click.option("--run-id", default=None, help="Run id (folder under the pipeline root) [default: time-based].")
+@click.option("--allow-remote-uris", is_flag=True,
+              help="Run a package that names gs://, s3:// or minio:// paths (a dry run would then touch them).")
+def run_local(package, pipeline_root, params, run_id, allow_remote_uris):
+    """Run the compiled pipeline here, every task in DAG order through the image's entry point, as KFP 2.x runs it."""
+    from pipeline import kfp_local  # pylint: disable=import-outside-toplevel
+
+    arguments = parse_params(params, package)
+    try:
+        report = kfp_local.run(package, pipeline_root, arguments, run_id=run_id, allow_remote=allow_remote_uris,
+                               echo=click.echo)
+    except kfp_local.RunLocalError as error:
+        raise click.ClickException(str(error)) from None
+    cached = [t.name for t in report.tasks if t.state == "CACHED"]
+    ran = [t.name for t in report.tasks if t.state == "COMPLETE"]
+    click.echo(f"Run {report.run_id}: {len(ran)} task(s) ran, {len(cached)} from the cache, in {report.seconds:.0f} s; "
+               f"peak RSS {max((t.peak_rss_mb for t in report.tasks), default=0):.0f} MB; report "
+               f"{os.path.join(report.run_dir, 'run-local.json')}")
+    work = [t for t in report.tasks if t.name in ("Trainer", "Pusher")]
+    if cached and work and all(t.state == "CACHED" for t in work):
+        which = f"every task but {', '.join(ran)}" if ran else "every task"
+        click.echo(f"Nothing new: {which} came from the cache; nothing was trained or pushed.")
 
 
 @command.command("compile")

@@ -1,6 +1,7 @@
 """Dataset-validation sections: TFDV statistics side by side, the schema, ExampleValidator's
 anomalies, classes per split and source, sample faces, pixel intensities, and skew between
 splits / drift since the previous run measured with TFDV's comparators."""
+import json
 import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -204,8 +205,27 @@ def examples_per_split(stats_by_split, previous_stats_by_split) -> pd.DataFrame:
 
 # --- Sections ----------------------------------------------------------------------------------------
 
+def ingested_data(examples_uri: str) -> Optional[str]:
+    """'Data: span 2 (span-2/) of /data/faces, 1234 examples.', from the ExampleGen's ingestion summary."""
+    import tensorflow as tf
+
+    from components.example_gen import spans
+    from components.example_gen.executor import SUMMARY_FILE
+
+    path = os.path.join(examples_uri, SUMMARY_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        summary = json.load(f)
+    read = spans.describe(spans.from_json(json.dumps(summary.get("spans", []))))
+    return f"Data: {read} of {summary['data_root']}, {summary['examples']['total']} examples."
+
+
 def run_overview(run: RunArtifacts) -> Section:
     blocks = [Text(f"Report on {run.describe()}.")]
+    data = ingested_data(run.examples) if run.examples else None
+    if data:
+        blocks.append(Text(data, "note"))
     if run.states:
         states = pd.DataFrame({"node": list(run.states), "state": list(run.states.values())})
         blocks.append(Table("node-states", states, "Each component's execution in this run (ML Metadata).",

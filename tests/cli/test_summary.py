@@ -89,3 +89,32 @@ def test_a_pipeline_that_never_ran_is_an_error_not_a_traceback(tmp_path):
                                           "--pipeline-name", "nobody", "--min-test-accuracy", "0.9"])
     assert result.exit_code == 1
     assert f"Error: No run of pipeline 'nobody' in {tmp_path / 'metadata.db'}" in result.output
+
+
+def _node(state, examples=None):
+    from deep_emotion import runs  # pylint: disable=import-outside-toplevel
+    from ml_metadata.proto import metadata_store_pb2  # pylint: disable=import-outside-toplevel
+
+    outputs = {}
+    if examples is not None:
+        artifact = metadata_store_pb2.Artifact()
+        artifact.custom_properties["span_folders"].string_value = examples
+        artifact.custom_properties["num_examples"].int_value = 120
+        outputs["examples"] = [artifact]
+    return runs.NodeRun("n", state, 1, outputs=outputs)
+
+
+def test_a_run_where_every_component_came_from_the_cache_says_nothing_was_new():
+    from deep_emotion import runs  # pylint: disable=import-outside-toplevel
+
+    span_2 = '[{"span": 2, "folder": "span-2"}]'
+    cached = runs.PipelineRun("r2", {"DeepEmotionExampleGen": _node("CACHED", span_2), "Trainer": _node("CACHED"),
+                                     "latest_blessed_model_resolver": _node("COMPLETE"), "Pusher": _node("CACHED")})
+    assert summary.nothing_new(cached)
+    assert summary.verdict(cached) == ("Nothing new: span 2 (span-2/): 120 examples, ingested by an earlier run; "
+                                       "every step came from the cache, nothing was trained or pushed.")
+    ran = runs.PipelineRun("r3", {"DeepEmotionExampleGen": _node("COMPLETE", span_2), "Trainer": _node("CACHED")})
+    assert not summary.nothing_new(ran) and summary.verdict(ran) == "Ran on span 2 (span-2/): 120 examples."
+    stopped = runs.PipelineRun("r4", {"DeepEmotionExampleGen": _node("COMPLETE", "[]"), "DataGate": _node("FAILED")})
+    assert summary.verdict(stopped) == ("Stopped at DataGate (the whole data root (no span folders): "
+                                        "120 examples).")

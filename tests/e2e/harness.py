@@ -17,7 +17,41 @@ from deep_emotion import runs
 
 REPO = Path(__file__).resolve().parents[2]
 TFX = str(Path(sys.executable).parent / "tfx")
-CODE = ("contract", "components", "faces", "trainer", "pipeline", "deep_emotion", "runners", "schema")
+CODE = ("contract", "faces", "components", "trainer", "pipeline", "deep_emotion", "runners", "schema")
+
+
+def copy_code(code: Path) -> Path:
+    """The project's code as a user's checkout has it (packages, runners, schema), under `code`."""
+    for part in CODE:
+        if not (code / part).exists():
+            shutil.copytree(REPO / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return code
+
+
+def brightened_copy(source: Path, destination: Path, shift: int = 60) -> None:
+    """A copy of a data root (a span) with every pixel `shift` levels brighter: FER2013-family CSV pixels
+    and every image, in their own formats. Other files are copied as they are."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        target = destination / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".csv" and "pixels" in path.read_text().splitlines()[0]:
+            lines = path.read_text().splitlines()
+            column = [c.strip() for c in lines[0].split(",")].index("pixels")
+            rows = [lines[0]]
+            for line in lines[1:]:
+                fields = line.split(",")
+                fields[column] = " ".join(str(min(255, int(v) + shift)) for v in fields[column].split())
+                rows.append(",".join(fields))
+            target.write_text("\n".join(rows) + "\n")
+        elif path.suffix.lower() in (".png", ".tiff", ".tif", ".jpg", ".jpeg"):
+            with Image.open(path) as image:
+                pixels = np.asarray(image).astype(np.int32) + shift
+                Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), image.mode).save(target)
+        else:
+            shutil.copy2(path, target)
 
 
 class PipelineSandbox:
@@ -26,10 +60,7 @@ class PipelineSandbox:
     def __init__(self, root: Path, name: str, data_root: Path, **settings: str):
         self.root, self.name = root, name
         self.output_root = root / "out"
-        self.code = root / "code"
-        for part in CODE:
-            if not (self.code / part).exists():
-                shutil.copytree(REPO / part, self.code / part, ignore=shutil.ignore_patterns("__pycache__"))
+        self.code = copy_code(root / "code")
         self.dsl = str(self.code / "runners" / "beam_runner.py")
         self.env = {
             **os.environ,

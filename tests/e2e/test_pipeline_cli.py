@@ -1,9 +1,10 @@
-"""End to end through the real tfx CLI (beam engine), on a small generated data root.
+"""End to end through the real tfx CLI (beam engine), on a small generated data root of spans.
 
-One pipeline is created once; the tests then run it the ways operators do: a first run, an
-unchanged rerun (cache), a deliberately worse model (gate), a run killed during training and its
-rerun. A second pipeline gets data that breaks the schema. Ordered: each test builds on the runs
-before it, as an operator's history would.
+One pipeline is created once; the tests then run it the ways operators do: a first run (the latest
+span), an unchanged rerun (nothing new), a deliberately worse model (gate), a run killed during
+training and its rerun, a new span whose pixels drifted (stopped) and the operator's override. A
+second pipeline gets data that breaks the schema. Ordered: each test builds on the runs before it,
+as an operator's history would.
 """
 import io
 import json
@@ -23,7 +24,7 @@ from components.pusher.serving_dir import saved_model_digest
 from contract import data as dc
 from deep_emotion import runs
 from deep_emotion.demo_data.generate import generate
-from tests.e2e.harness import PipelineSandbox, explain
+from tests.e2e.harness import PipelineSandbox, brightened_copy, explain
 from trainer.lite import LiteModel, tflite_path
 
 EXAMPLE_GEN = "DeepEmotionExampleGen"
@@ -33,15 +34,23 @@ FAST = json.dumps({"epochs": 20, "batch_size": 32, "early_stopping_patience": 6}
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    generate(str(root), n=1400, seed=3)
+def span_root(tmp_path_factory):
+    """span-1 (an older span, never read: the run ingests the latest) and span-2, the faces of the runs."""
+    root = tmp_path_factory.mktemp("spans")
+    generate(str(root / "span-1"), n=40, seed=1, formats=("fer2013",))
+    generate(str(root / "span-2"), n=1400, seed=3)
     return root
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory, data_root):
-    box = PipelineSandbox(tmp_path_factory.mktemp("e2e"), "e2e-deep-emotion", data_root,
+def data_root(span_root):
+    """The latest span's folder: the files the runs' examples come from."""
+    return span_root / "span-2"
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory, span_root):
+    box = PipelineSandbox(tmp_path_factory.mktemp("e2e"), "e2e-deep-emotion", span_root,
                           profile="demo", hparams=FAST, accuracy_floor="0.3")
     created = box.create()
     assert created.returncode == 0, explain(created)
@@ -60,6 +69,15 @@ def test_first_run_executes_every_component_and_pushes_a_serving_layout_model(sa
     run = sandbox.latest_run()
     assert run.states() == {node: "COMPLETE" for node in ALL_NODES}
 
+    # The latest span only: span-2, not span-1.
+    examples = run.nodes[EXAMPLE_GEN].output("examples")
+    assert examples.properties["span"].int_value == 2
+    assert json.loads(runs.custom_property(examples, "span_folders")) == [{"span": 2, "folder": "span-2"}]
+    assert runs.custom_property(examples, "input_fingerprint").startswith("span:2,")
+    image_ids = {tf.train.Example.FromString(e).features.feature[dc.IMAGE_ID].bytes_list.value[0].decode()
+                 for e in _raw_test_examples(run, limit=200)}
+    assert image_ids and all(i.startswith("span-2/") for i in image_ids)
+
     # The curated schema is the one validated against and handed (gated) to Transform and Trainer.
     curated = (sandbox.code / "schema" / "schema.pbtxt").read_text()
     gated_uri = run.nodes["DataGate"].output("gated_schema").uri
@@ -73,6 +91,9 @@ def test_first_run_executes_every_component_and_pushes_a_serving_layout_model(sa
     assert len(versions) == 1 and versions[0].isdigit()
     version_dir = sandbox.serving_dir / versions[0]
     assert (version_dir / "saved_model.pb").is_file() and (version_dir / "variables").is_dir()
+    record = json.loads((version_dir / "training_data" / "training_data.json").read_text())
+    assert record["span"] == 2 and record["input_fingerprint"] == runs.custom_property(examples, "input_fingerprint")
+    assert (version_dir / "training_data" / "statistics" / "Split-train" / "FeatureStats.pb").is_file()
 
 
 def test_every_pushed_version_carries_a_model_card_whose_numbers_are_tfmas(sandbox):
@@ -338,15 +359,18 @@ def test_schema_candidate_is_written_beside_the_curated_schema_with_a_diff(sandb
     assert "+++ inferred from the data" in result.stdout
 
 
-def test_unchanged_rerun_reuses_cache_and_adds_no_duplicate_version(sandbox):
+def test_unchanged_rerun_does_nothing_new_and_says_so(sandbox):
     before = sandbox.versions()
     result = sandbox.run()
     assert result.returncode == 0, explain(result)
     states = sandbox.latest_run().states()
-    assert all(states[node] == "CACHED" for node in UPSTREAM + ["Trainer"]), states
-    # The baseline is now the blessed model itself: Evaluator re-runs and blesses it again, and the
-    # Pusher recognises the model already in service.
+    # Evaluator and Pusher too: the baseline is never the candidate itself (pipeline/resolvers.py).
+    assert {node: state for node, state in states.items() if node != "latest_blessed_model_resolver"} == {
+        node: "CACHED" for node in ALL_NODES if node != "latest_blessed_model_resolver"}, states
+    assert "Nothing new: span 2 (span-2/)" in result.stdout, explain(result)
     assert sandbox.versions() == before
+    summary = _deep_emotion(sandbox, "summary")
+    assert "Nothing new: span 2 (span-2/)" in summary.stdout and "nothing was trained or pushed" in summary.stdout
 
 
 def test_an_edit_to_code_the_components_do_not_run_reuses_every_cached_component(sandbox):
@@ -400,7 +424,7 @@ def test_run_killed_during_training_then_rerun_completes_from_cached_upstream(sa
 
 @pytest.fixture(scope="module")
 def small_data_root(tmp_path_factory, data_root):
-    """A third of data_root's rows: for the sandboxes that need a run of their own, quicker."""
+    """A third of the latest span's FER2013 rows, no spans: for the sandboxes that need a run of their own, quicker."""
     root = tmp_path_factory.mktemp("small-data")
     lines = (data_root / "fer2013.csv").read_text().splitlines(keepends=True)
     (root / "fer2013.csv").write_text("".join(lines[:1] + lines[1::3]))
@@ -487,6 +511,36 @@ def test_a_disk_that_fills_during_a_component_stops_the_run_with_a_clear_error_a
                    for artifact in artifacts)
     assert not {"Trainer", "Pusher"} & set(run.nodes), run.states()
     assert not box.serving_dir.exists()
+
+
+def test_a_new_span_whose_pixels_drifted_stops_at_the_data_gate_naming_both_spans(sandbox, span_root, data_root):
+    versions = sandbox.versions()
+    brightened_copy(data_root, span_root / "span-3", shift=70)  # a new camera, brighter
+    result = sandbox.run()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    served = json.loads((sandbox.serving_dir / versions[-1] / "training_data" / "training_data.json").read_text())
+    assert served["span"] == 2
+    assert f"Data drift from span 2 (what served version {versions[-1]} was trained on) to span 3" in output, \
+        explain(result)
+    assert "split 'train', feature 'pixels'" in output and "DEEP_EMOTION_ACCEPT_DRIFT=3" in output
+    run = sandbox.latest_run()
+    assert run.nodes[EXAMPLE_GEN].output("examples").properties["span"].int_value == 3
+    assert run.states()["DataGate"] == "FAILED"
+    assert not {"Transform", "Trainer", "Pusher"} & {n for n, s in run.states().items() if s in ("COMPLETE", "CACHED")}
+    assert sandbox.versions() == versions
+
+
+def test_with_the_override_the_drifted_span_goes_through_and_the_acceptance_is_kept(sandbox):
+    result = sandbox.run(accept_drift="3")
+    assert result.returncode == 0, explain(result)
+    assert "drift ACCEPTED for span 3" in result.stdout + result.stderr
+    run = sandbox.latest_run()
+    assert run.states()["DataGate"] == run.states()["Trainer"] == "COMPLETE"
+    accepted = runs.custom_property(run.nodes["DataGate"].output("gated_schema"), "drift_accepted")
+    assert accepted.startswith("Data drift from span 2") and "feature 'pixels'" in accepted
+    summary = _deep_emotion(sandbox, "summary")
+    assert "Drift accepted by the operator's override: Data drift from span 2" in summary.stdout
 
 
 def test_data_that_breaks_the_schema_stops_the_run_before_transform(tmp_path, data_root):

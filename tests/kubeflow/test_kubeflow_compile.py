@@ -8,6 +8,7 @@ import kfp.components
 import pytest
 from apache_beam.options import pipeline_options as beam_options
 from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
 
 from deep_emotion.cli.kfp import load_package
 from pipeline import configs, kubeflow, local
@@ -33,20 +34,21 @@ def _constant(spec, task, parameter):
     return spec.root.dag.tasks[task].inputs.parameters[parameter].runtime_value.constant
 
 
-def test_kfp_loads_it_as_a_pipeline_with_the_data_root_parameter(compiled_package, kfp_settings):
+def test_kfp_loads_it_as_a_pipeline_with_the_data_root_and_accept_drift_parameters(compiled_package, kfp_settings):
     component = kfp.components.load_component_from_file(compiled_package[0])
     assert component.name == configs.PIPELINE_NAME
-    assert list(component.component_spec.inputs) == [kubeflow.DATA_ROOT_PARAMETER]
+    assert sorted(component.component_spec.inputs) == [kubeflow.ACCEPT_DRIFT_PARAMETER, kubeflow.DATA_ROOT_PARAMETER]
     assert component.component_spec.inputs["data_root"].default == kfp_settings["KFP_DATA_ROOT"]
+    assert component.component_spec.inputs["accept_drift"].default == ""
 
 
-def test_every_component_of_the_local_pipeline_with_served_model_instead_of_resolver(spec):
+def test_every_component_of_the_local_pipeline_with_span_resolver_and_served_model_instead_of_resolver(spec):
     local_ids = {c.id for c in local.build().components}
     assert "latest_blessed_model_resolver" in local_ids
-    assert set(spec.root.dag.tasks) == local_ids - {"latest_blessed_model_resolver"} | {"ServedModel"}
+    assert set(spec.root.dag.tasks) == local_ids - {"latest_blessed_model_resolver"} | {"SpanResolver", "ServedModel"}
     # Nothing Vertex-only: every executor is a plain container (no resolver or importer executors).
     assert {key for executor in _executors(spec).values() for key in executor} == {"container"}
-    assert not [t for t in spec.root.dag.tasks if "resolver" in t.lower()]
+    assert not [t for t in spec.root.dag.tasks if "resolver" in t.lower() and t != "SpanResolver"]
     evaluator_inputs = spec.root.dag.tasks["Evaluator"].inputs.artifacts
     assert evaluator_inputs["baseline_model"].task_output_artifact.producer_task == "ServedModel"
     served_model_input = spec.root.dag.tasks["ServedModel"].inputs.artifacts["candidate"]
@@ -99,9 +101,32 @@ def test_gate_keeps_floor_and_no_regression_check(spec):
     assert overall["threshold"]["change_threshold"]["direction"] == "HIGHER_IS_BETTER"
 
 
-def test_caching_is_off_only_where_the_inputs_do_not_capture_what_is_read(spec):
+def test_caching_is_off_only_for_the_span_resolver_which_reads_the_data_root_and_serving_dir(spec):
     uncached = sorted(t for t, task in spec.root.dag.tasks.items() if not task.caching_options.enable_cache)
-    assert uncached == ["DeepEmotionExampleGen", "ServedModel"]
+    assert uncached == ["SpanResolver"]
+
+
+def test_span_resolver_outputs_feed_example_gen_and_served_model_under_task_names_kfp_finds(spec, kfp_settings):
+    """TFX names the producer '<id>_task'; KFP's driver looks the task name up verbatim."""
+    tasks = spec.root.dag.tasks
+    wired = {(task, key): p.task_output_parameter for task in tasks for key, p in tasks[task].inputs.parameters.items()
+             if p.HasField("task_output_parameter")}
+    assert {k: (v.producer_task, v.output_parameter_key) for k, v in wired.items()} == {
+        ("DeepEmotionExampleGen", "span"): ("SpanResolver", "span"),
+        ("DeepEmotionExampleGen", "span_folders"): ("SpanResolver", "span_folders"),
+        ("DeepEmotionExampleGen", "input_fingerprint"): ("SpanResolver", "input_fingerprint"),
+        ("ServedModel", "version"): ("SpanResolver", "baseline_version")}
+    outputs = spec.components["SpanResolver"].output_definitions.parameters
+    integer = pipeline_spec_pb2.ParameterType.NUMBER_INTEGER
+    assert {k: outputs[k].parameter_type for k in ("span", "baseline_version")} == {"span": integer,
+                                                                                  "baseline_version": integer}
+    assert tasks["SpanResolver"].inputs.parameters["data_root"].component_input_parameter == "data_root"
+    assert _constant(spec, "SpanResolver", "serving_dir").string_value == kfp_settings["KFP_SERVING_DIR"]
+    assert _constant(spec, "SpanResolver", "span_pattern").string_value == configs.SPAN_PATTERN
+    assert tasks["DataGate"].inputs.parameters["accept_drift"].component_input_parameter == "accept_drift"
+    assert tasks["DataGate"].inputs.artifacts["statistics"].task_output_artifact.producer_task == "StatisticsGen"
+    # TFX's own span driver hook (Vertex AI only) would overwrite the resolution: not compiled in.
+    assert "lifecycle" not in _executor(spec, "DeepEmotionExampleGen")["container"]
 
 
 def _beam_options(args):
@@ -127,6 +152,12 @@ def test_beam_components_run_multi_process_direct_beam_in_their_pod(spec, kfp_se
         assert options["runner"] is None  # Beam's default: the DirectRunner
         assert options["direct_running_mode"] == "multi_processing"
         assert options["direct_num_workers"] == kfp_settings["BEAM_DIRECT_NUM_WORKERS"]
+
+
+def test_one_direct_worker_runs_in_the_steps_own_process(monkeypatch):
+    monkeypatch.setattr(configs, "BEAM_DIRECT_NUM_WORKERS", 1)
+    options = _beam_options(kubeflow.beam_pipeline_args("direct"))
+    assert (options["direct_running_mode"], options["direct_num_workers"]) == ("in_memory", 1)
 
 
 @pytest.mark.parametrize("profile, settings, expected", [
@@ -171,6 +202,16 @@ def test_resolver_baseline_is_refused_for_kubeflow(monkeypatch):
     monkeypatch.setattr(configs, "KFP_BASELINE", "latest_blessed")
     with pytest.raises(ValueError, match="cannot execute the Resolver"):
         kubeflow.build()
+
+
+def test_warm_start_gives_the_trainer_the_served_version_the_span_resolver_picks(monkeypatch):
+    monkeypatch.setattr(configs, "KFP_SERVING_DIR", "gs://b/serving")
+    monkeypatch.setattr(configs, "WARM_START", True)
+    pipeline = kubeflow.build()
+    ids = [c.id for c in pipeline.components]
+    assert "warm_start_model" in ids and ids.index("warm_start_model") < ids.index("Trainer")
+    trainer = [c for c in pipeline.components if c.id == "Trainer"][0]
+    assert trainer.inputs["base_model"].producer_component_id == "warm_start_model"
 
 
 def test_floor_only_variant_has_no_baseline_and_no_change_threshold(monkeypatch):

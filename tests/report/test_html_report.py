@@ -70,6 +70,13 @@ def test_every_section_is_there_and_nothing_loads_from_elsewhere(soup, page):
     assert "Not available" not in page  # the complete run has every artifact
 
 
+def test_the_run_section_says_which_data_was_ingested(soup, report_runs):
+    run_section = soup.find("section", id="run").get_text(" ")
+    examples = report_runs.complete.nodes["DeepEmotionExampleGen"].output("examples")
+    total = examples.custom_properties["num_examples"].int_value
+    assert "Data: the whole data root (no span folders) of " in run_section and f", {total} examples." in run_section
+
+
 def test_plots_are_embedded_png_images(soup):
     figures = {f["id"]: f.img["src"] for f in soup.find_all("figure")}
     assert sorted(figures) == sorted(PLOTS)

@@ -8,7 +8,7 @@ from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from components.example_gen.component import INPUT_CONFIG, DeepEmotionExampleGen
-from components.example_gen.driver import fingerprint_data_root
+from components.example_gen.spans import fingerprint_data_root
 from components.example_gen.options import IngestOptions
 
 
@@ -62,3 +62,40 @@ def test_pipeline_reuses_the_cache_until_a_nested_image_changes(data_root, tmp_p
         assert artifact.properties["split_names"].string_value == '["train", "eval", "test"]'
     assert (first.custom_properties["input_fingerprint"].string_value
             != third.custom_properties["input_fingerprint"].string_value)
+
+
+def test_the_latest_span_is_ingested_and_a_change_to_an_older_span_reuses_the_cache(data_root, tmp_path):
+    """The driver resolves the span before TFX's cache lookup: a new span folder re-runs the
+    ExampleGen, a file changed in a span it no longer reads does not."""
+    def span(number, subjects):
+        data_root.write(f"span-{number}/fer2013.csv", "emotion,pixels,Usage\n" + "".join(
+            f"{i % 7},{data_root.text(data_root.pixels())},{usage}\n"
+            for i, usage in enumerate(["Training", "Training", "PublicTest", "PrivateTest"])))
+        for subject in range(subjects):
+            data_root.image(f"span-{number}/CK+48/anger/S00{subject}_001_00000001.png")
+
+    mlmd = metadata.sqlite_metadata_connection_config(str(tmp_path / "mlmd.sqlite"))
+
+    def run():
+        LocalDagRunner().run(tfx_pipeline.Pipeline(
+            pipeline_name="span_test", pipeline_root=str(tmp_path / "pipeline"),
+            components=[DeepEmotionExampleGen(input_base=data_root.path)], enable_cache=True,
+            metadata_connection_config=mlmd))
+
+    span(1, 3)
+    run()
+    span(2, 4)
+    run()
+    data_root.image("span-1/CK+48/anger/S000_001_00000001.png", size=(40, 40))
+    run()
+
+    with metadata.Metadata(mlmd) as store:
+        states = [e.last_known_state for e in sorted(store.store.get_executions(), key=lambda e: e.id)]
+        examples = sorted(store.store.get_artifacts_by_type("Examples"), key=lambda a: a.id)
+    assert states == [metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.COMPLETE,
+                      metadata_store_pb2.Execution.CACHED]
+    assert [a.properties["span"].int_value for a in examples] == [1, 2]
+    assert [a.custom_properties["num_examples"].int_value for a in examples] == [7, 8]
+    assert [a.custom_properties["span_folders"].string_value for a in examples] == [
+        '[{"span": 1, "folder": "span-1"}]', '[{"span": 2, "folder": "span-2"}]']
+    assert examples[1].custom_properties["input_fingerprint"].string_value.startswith("span:2,")

@@ -1,0 +1,1 @@
+"""SpanResolver: the first task of a Kubeflow run (spans, fingerprint, served versions)."""

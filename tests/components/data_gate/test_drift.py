@@ -1,0 +1,159 @@
+"""Drift between spans at the DataGate: real TFDV statistics of generated faces, the curated schema's
+drift comparators, a served version carrying its training data's statistics, and the override."""
+import itertools
+import json
+import logging
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import tensorflow_data_validation as tfdv
+from tensorflow_data_validation.statistics import stats_impl
+from tfx.types import artifact_utils, standard_artifacts
+
+from components.data_gate import anomalies_report, drift
+from components.data_gate.component import DataDriftError, DataGate
+from components.pusher import serving_dir as serving
+from contract import data as dc
+from pipeline import configs
+
+SCHEMA = tfdv.load_schema_text(configs.SCHEMA_PATH)
+_RUNS = itertools.count()
+
+
+def _faces(n, seed, brighten=0, sources=(("fer2013", 0.5), ("ckplus", 0.5))):
+    """n faces: a bright oval on a darker background, with noise; `brighten` adds to every pixel."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:dc.IMAGE_SIZE, 0:dc.IMAGE_SIZE]
+    oval = ((x - 24) / 16.0) ** 2 + ((y - 24) / 20.0) ** 2 < 1
+    pixels = np.where(oval, 150, 60)[None] + rng.normal(0, 25, (n, dc.IMAGE_SIZE, dc.IMAGE_SIZE))
+    pixels = np.clip(pixels + brighten, 0, 255).astype(np.int64).reshape(n, -1)
+    names, shares = zip(*sources)
+    source = rng.choice(names, size=n, p=shares)
+    emotion = rng.integers(0, dc.NUM_CLASSES, n)
+    return pa.RecordBatch.from_arrays(
+        [pa.array([list(p) for p in pixels], pa.list_(pa.int64())), pa.array([[int(e)] for e in emotion]),
+         pa.array([[s.encode()] for s in source], pa.list_(pa.binary())),
+         pa.array([[f"{s}:{i}".encode()] for i, s in enumerate(source)], pa.list_(pa.binary()))],
+        [dc.PIXELS, dc.LABEL, dc.SOURCE, dc.IMAGE_ID])
+
+
+def _statistics(folder, span, batch):
+    """An ExampleStatistics artifact as StatisticsGen writes it (with the schema: emotion is categorical)."""
+    stats = stats_impl.generate_statistics_in_memory(batch, tfdv.StatsOptions(schema=SCHEMA))
+    os.makedirs(os.path.join(folder, "Split-train"))
+    with open(os.path.join(folder, "Split-train", drift.STATISTICS_FILE), "wb") as f:
+        f.write(stats.SerializeToString())
+    artifact = standard_artifacts.ExampleStatistics()
+    artifact.uri, artifact.span = str(folder), span
+    artifact.split_names = artifact_utils.encode_split_names(["train"])
+    return artifact
+
+
+def _serve(serving_dir, version, statistics, fake_saved_model):
+    """A pushed version as the Pusher writes it: the model, then training_data/ with its statistics."""
+    version_dir = os.path.join(serving_dir, str(version))
+    fake_saved_model(version_dir, f"weights {version}")
+    for name, content in serving.training_data_files({"span": statistics.span}, statistics.uri).items():
+        os.makedirs(os.path.dirname(os.path.join(version_dir, name)), exist_ok=True)
+        with open(os.path.join(version_dir, name), "wb") as f:
+            f.write(content)
+
+
+def _gate(tmp_path, statistics, serving_dir, accept_drift=""):
+    """DataGate's TFX executor with clean anomalies (as ExampleValidator writes them) for the train split."""
+    anomalies = standard_artifacts.ExampleAnomalies()
+    anomalies.uri = str(tmp_path / f"anomalies-{statistics.span}")
+    anomalies.split_names = artifact_utils.encode_split_names(["train"])
+    os.makedirs(os.path.join(anomalies.uri, "Split-train"), exist_ok=True)
+    with open(os.path.join(anomalies.uri, "Split-train", anomalies_report.ANOMALIES_FILE), "wb") as f:
+        f.write(tfdv.validate_statistics(tfdv.load_stats_binary(
+            os.path.join(statistics.uri, "Split-train", drift.STATISTICS_FILE)), SCHEMA).SerializeToString())
+    schema = standard_artifacts.Schema()
+    schema.uri = str(tmp_path / "curated")
+    os.makedirs(schema.uri, exist_ok=True)
+    with open(os.path.join(schema.uri, "schema.pbtxt"), "w") as f:
+        f.write(open(configs.SCHEMA_PATH).read())
+    gated = standard_artifacts.Schema()
+    gated.uri = str(tmp_path / f"gated-{next(_RUNS)}")
+    DataGate.EXECUTOR_SPEC.executor_class().Do(
+        {"anomalies": [anomalies], "schema": [schema], "statistics": [statistics]}, {"gated_schema": [gated]},
+        {"serving_dir": str(serving_dir), "accept_drift": accept_drift})
+    return gated
+
+
+@pytest.fixture(scope="module")
+def spans(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stats")
+    return {
+        "span1": _statistics(root / "s1", 1, _faces(300, seed=1)),
+        "span2": _statistics(root / "s2", 2, _faces(240, seed=2)),  # same kind of faces, other people
+        "bright": _statistics(root / "s3", 3, _faces(240, seed=3, brighten=70)),
+        "new_mix": _statistics(root / "s4", 4, _faces(240, seed=4, sources=(("fer2013", 0.62), ("ckplus", 0.38)))),
+        "one_source": _statistics(root / "s5", 5, _faces(240, seed=5, sources=(("fer2013", 1.0),))),
+    }
+
+
+def test_a_span_like_the_served_models_data_passes_and_says_what_it_was_compared_with(tmp_path, spans,
+                                                                                       fake_saved_model):
+    _serve(tmp_path / "serving", 100, spans["span1"], fake_saved_model)
+    gated = _gate(tmp_path, spans["span2"], tmp_path / "serving")
+    assert os.path.exists(os.path.join(gated.uri, "schema.pbtxt"))
+    assert gated.get_string_custom_property("drift_baseline") == "span 1 (what served version 100 was trained on)"
+    assert not gated.has_custom_property("drift_accepted")
+
+
+def test_brighter_pixels_stop_the_run_naming_both_spans_the_feature_and_the_override(tmp_path, spans,
+                                                                                      fake_saved_model):
+    _serve(tmp_path / "serving", 100, spans["span1"], fake_saved_model)
+    with pytest.raises(DataDriftError) as failure:
+        _gate(tmp_path, spans["bright"], tmp_path / "serving")
+    message = str(failure.value)
+    assert message.startswith("Data drift from span 1 (what served version 100 was trained on) to span 3: "
+                              "1 finding beyond the drift comparators")
+    assert "split 'train', feature 'pixels': found " in message and "in span 3" in message
+    assert "expected Jensen-Shannon divergence of the histograms at most 0.05 from span 1" in message
+    assert "train emotion: L-infinity distance of the value shares" in message  # every measurement is shown
+    assert "DEEP_EMOTION_ACCEPT_DRIFT=3 (on Kubeflow: --param accept_drift=3)" in message
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("gated-")]  # nothing passed on
+
+
+def test_the_override_accepts_that_one_span_logs_it_and_keeps_the_report(tmp_path, spans, fake_saved_model, caplog):
+    _serve(tmp_path / "serving", 100, spans["span1"], fake_saved_model)
+    with pytest.raises(DataDriftError):
+        _gate(tmp_path, spans["bright"], tmp_path / "serving", accept_drift="2")  # another span's acceptance
+    with caplog.at_level(logging.WARNING):
+        gated = _gate(tmp_path, spans["bright"], tmp_path / "serving", accept_drift="2, 3")
+    assert "drift ACCEPTED for span 3 by the operator's override" in caplog.text
+    assert "feature 'pixels'" in gated.get_string_custom_property("drift_accepted")
+    with pytest.raises(ValueError, match="expected span numbers such as 2 or 2,3"):
+        _gate(tmp_path, spans["bright"], tmp_path / "serving", accept_drift="span-3")
+
+
+def test_a_shifted_dataset_mix_passes_a_vanished_dataset_stops(tmp_path, spans, fake_saved_model):
+    _serve(tmp_path / "serving", 100, spans["span1"], fake_saved_model)
+    _gate(tmp_path, spans["new_mix"], tmp_path / "serving")  # ~0.12 L-infinity: within the schema's 0.25
+    with pytest.raises(DataDriftError, match="feature 'source'"):
+        _gate(tmp_path, spans["one_source"], tmp_path / "serving")
+
+
+def test_no_comparison_without_a_served_model_its_statistics_or_spans(tmp_path, spans, fake_saved_model):
+    (tmp_path / "serving").mkdir()
+    _gate(tmp_path, spans["bright"], tmp_path / "serving")  # first run: nothing served
+    fake_saved_model(str(tmp_path / "serving" / "7"), "pushed by hand")  # a version without training_data/
+    assert drift.served_baseline(str(tmp_path / "serving")) is None
+    _gate(tmp_path, spans["bright"], tmp_path / "serving")
+    _serve(tmp_path / "serving", 100, spans["span1"], fake_saved_model)
+    whole_root = _statistics(tmp_path / "s0", 0, _faces(50, seed=9, brighten=70))
+    gated = _gate(tmp_path, whole_root, tmp_path / "serving")  # a root without span folders
+    assert not gated.has_custom_property("drift_baseline")
+
+
+def test_the_newest_complete_version_is_the_baseline(tmp_path, spans, fake_saved_model):
+    _serve(tmp_path / "serving", 100, spans["span1"], fake_saved_model)
+    _serve(tmp_path / "serving", 200, spans["bright"], fake_saved_model)
+    os.remove(tmp_path / "serving" / "200" / serving.SAVED_MODEL_FILE)  # a half-copied push
+    baseline = drift.served_baseline(str(tmp_path / "serving"))
+    assert (baseline.version, baseline.span) == (100, 1)
+    assert json.loads((tmp_path / "serving" / "100" / serving.TRAINING_DATA_RECORD).read_text()) == {"span": 1}

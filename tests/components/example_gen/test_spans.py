@@ -1,0 +1,148 @@
+"""Span folders: which exist, which a run ingests (TFX's RangeConfig), their fingerprint, one plan over several."""
+import os
+
+import pytest
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.proto import range_config_pb2
+
+from components.example_gen import spans
+from components.example_gen.spans import Span, SpanPatternError
+
+
+def _folders(root, *names):
+    for name in names:
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+
+
+def test_span_folders_are_found_by_number_and_entries_outside_them_are_named(tmp_path):
+    root = str(tmp_path)
+    _folders(root, "span-2", "span-10", "span-1", "span-x", "archive")
+    (tmp_path / "span-3").write_text("a file, not a span folder")
+    (tmp_path / "README.txt").write_text("")
+    assert spans.list_spans(root, "span-{SPAN}") == [Span(1, "span-1"), Span(2, "span-2"), Span(10, "span-10")]
+    resolution = spans.resolve(root)
+    assert resolution.spans == (Span(10, "span-10"),) and resolution.span == 10
+    assert resolution.outside == ("README.txt", "archive/", "span-3", "span-x/")
+    assert resolution.describe() == "span 10 (span-10/)"
+
+
+def test_dated_span_folders_number_days_since_the_epoch_as_tfx_does(tmp_path):
+    root = str(tmp_path)
+    _folders(root, "2024-06-01", "2024-06-03", "2024-6-2")
+    found = spans.list_spans(root, "{YYYY}-{MM}-{DD}")
+    assert found == [Span(example_gen_utils.date_to_span_number(2024, 6, 1), "2024-06-01"),
+                     Span(example_gen_utils.date_to_span_number(2024, 6, 3), "2024-06-03")]
+    _folders(root, "2024-13-01")
+    with pytest.raises(SpanPatternError, match="2024-13-01/ is not a valid date"):
+        spans.list_spans(root, "{YYYY}-{MM}-{DD}")
+
+
+def test_nested_and_width_patterns(tmp_path):
+    root = str(tmp_path)
+    _folders(root, "batches/span-007", "batches/span-7000", "batches/span-08")
+    assert spans.list_spans(root, "batches/span-{SPAN:3}") == [Span(7, "batches/span-007")]
+
+
+def test_two_folders_of_one_span_fail_naming_both(tmp_path):
+    _folders(str(tmp_path), "span-1", "span-01")
+    with pytest.raises(SpanPatternError, match="span 1 is in more than one folder .*: span-01, span-1"):
+        spans.resolve(str(tmp_path))
+
+
+@pytest.mark.parametrize("pattern", ["span", "{SPAN}-{SPAN}", "{YYYY}-{MM}", "{SPAN}/{YYYY}-{MM}-{DD}",
+                                     "{SPAN}/v{VERSION}", "span-*-{SPAN}"])
+def test_patterns_tfx_would_not_accept_are_refused(tmp_path, pattern):
+    with pytest.raises(SpanPatternError, match="span pattern"):
+        spans.list_spans(str(tmp_path), pattern)
+
+
+def test_range_config_picks_spans_as_tfx_rolling_and_static_ranges_do():
+    found = [Span(1, "span-1"), Span(2, "span-2"), Span(5, "span-5")]
+    assert spans.select(found) == (Span(5, "span-5"),)
+    assert spans.select(found, spans.rolling_range(2)) == (Span(2, "span-2"), Span(5, "span-5"))
+    assert spans.select(found, spans.rolling_range(9)) == tuple(found)  # fewer present: all of them
+    rolling = range_config_pb2.RangeConfig(rolling_range=range_config_pb2.RollingRange(num_spans=3,
+                                                                                       start_span_number=2))
+    assert spans.select(found, rolling) == (Span(2, "span-2"), Span(5, "span-5"))
+    static = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(start_span_number=1,
+                                                                                    end_span_number=2))
+    assert spans.select(found, static) == (Span(1, "span-1"), Span(2, "span-2"))
+    static.static_range.start_span_number, static.static_range.end_span_number = 3, 4
+    with pytest.raises(SpanPatternError, match="no span in the static range 3-4; the spans present are 1, 2, 5"):
+        spans.select(found, static)
+
+
+def test_fingerprint_follows_the_chosen_spans_files_only(data_root):
+    data_root.image("span-1/CK+48/anger/S001_001_00000001.png")
+    data_root.image("span-2/CK+48/anger/S002_001_00000001.png")
+    latest = spans.resolve(data_root.path)
+    window = spans.resolve(data_root.path, range_config=spans.rolling_range(2))
+    assert latest.input_fingerprint.startswith("span:2,data_root:")
+    assert window.input_fingerprint.splitlines()[0].startswith("span:1,")
+
+    data_root.image("span-1/CK+48/anger/S001_001_00000001.png", size=(40, 40))  # an older span changes
+    assert spans.resolve(data_root.path).input_fingerprint == latest.input_fingerprint
+    assert spans.resolve(data_root.path, range_config=spans.rolling_range(2)).input_fingerprint \
+        != window.input_fingerprint
+    data_root.image("span-2/CK+48/anger/S002_001_00000001.png", size=(40, 40))  # the latest one, deep inside
+    assert spans.resolve(data_root.path).input_fingerprint != latest.input_fingerprint
+
+
+def test_a_root_without_span_folders_is_one_whole_root_as_before(data_root):
+    data_root.image("CK+48/anger/S001_001_00000001.png")
+    resolution = spans.resolve(data_root.path)
+    assert resolution.spans == () and resolution.span == spans.WHOLE_ROOT and resolution.outside == ()
+    assert resolution.input_fingerprint == spans.fingerprint_data_root(data_root.path)
+    assert spans.resolve(data_root.path, pattern="").spans == ()
+
+
+def test_span_numbers_arrive_as_ints_locally_and_as_text_on_kubeflow():
+    assert [spans.span_number(v) for v in (3, "3", "3.0", None, "")] == [3, 3, 3, 0, 0]
+    assert spans.from_json(spans.to_json([Span(2, "span-2")])) == (Span(2, "span-2"),)
+    assert spans.from_json(None) == ()
+
+
+def _ckplus(data_root, span, subjects):
+    for subject, count in subjects.items():
+        for i in range(count):
+            data_root.image(f"{span}/CK+48/happy/{subject}_001_{i:08d}.png")
+
+
+def test_a_window_of_spans_is_ingested_in_one_pass_with_each_person_in_one_split(data_root, ingest):
+    """Subjects appear in both spans with different counts: planned per span, some would change split."""
+    _ckplus(data_root, "span-1", {f"S{i:03d}": 1 + i % 3 for i in range(12)})
+    _ckplus(data_root, "span-2", {f"S{i:03d}": 3 - i % 3 for i in range(12)})
+    data_root.image("span-2/CK+48/happy/S050_001_00000001.png")
+    (os.makedirs(os.path.join(data_root.path, "incoming"), exist_ok=True))
+
+    latest = ingest(data_root.path)
+    assert latest.summary["spans"] == [{"span": 2, "folder": "span-2"}]
+    assert sum(latest.summary["examples"]["by_split"].values()) == sum(3 - i % 3 for i in range(12)) + 1
+    ids = [e["image_id"] for split in latest.examples.values() for e in split]
+    assert all(i.startswith("span-2/CK+48/happy/") for i in ids)
+    assert any("not read: incoming/" in note for note in latest.summary["notes"])
+
+    window = ingest(data_root.path, num_spans=2)
+    assert [s["folder"] for s in window.summary["spans"]] == ["span-1", "span-2"]
+    by_subject = {}
+    for split, examples in window.examples.items():
+        for e in examples:
+            by_subject.setdefault(e["subject"], set()).add(split)
+    assert len(by_subject) == 13 and all(len(splits) == 1 for splits in by_subject.values()), by_subject
+    assert {e["image_id"].split("/")[0] for split in window.examples.values() for e in split} == {"span-1", "span-2"}
+    assert window.summary["datasets"][0].startswith("span-1/CK+48/")
+
+
+def test_datasets_are_found_by_content_inside_each_span_folder(data_root, ingest):
+    """A span folder may itself be the dataset (CK+48's class folders right under span-1/), or hold
+    it at any depth (span-2/downloads/faces/CK+48/): each span is a data root of its own."""
+    for i in range(2):
+        data_root.image(f"span-1/happy/S001_001_{i:08d}.png")
+    _ckplus(data_root, "span-2/downloads/faces", {"S002": 3})
+
+    window = ingest(data_root.path, num_spans=2)
+    assert window.summary["datasets"] == ["span-1/: CK+48 crops (2 images)",
+                                          "span-2/downloads/faces/CK+48/: CK+48 crops (3 images)"]
+    ids = sorted(e["image_id"] for split in window.examples.values() for e in split)
+    assert ids == [f"span-1/happy/S001_001_{i:08d}.png" for i in range(2)] + [
+        f"span-2/downloads/faces/CK+48/happy/S002_001_{i:08d}.png" for i in range(3)]
