@@ -91,6 +91,16 @@ def training_fingerprint(example_gen_code: str, options: IngestOptions, transfor
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def _blessed_model_resolver(node_id: str, strategy, **inputs) -> tfx.dsl.Resolver:
+    """A Resolver node of `strategy` (pipeline/resolvers.py) over every Model and ModelBlessing in ML
+    Metadata, plus the channels in `inputs` the strategy compares against."""
+    return tfx.dsl.Resolver(
+        strategy_class=strategy, **inputs,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(node_id)
+
+
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
@@ -170,11 +180,9 @@ def create_pipeline(
         components.append(warm_start_model)
         base_model = warm_start_model.outputs["served_model"]
     elif warm_start:
-        warm_start_resolver = tfx.dsl.Resolver(
-            strategy_class=resolvers.LatestBlessedModelOfOtherDataStrategy, examples=example_gen.outputs["examples"],
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        ).with_id("warm_start_model_resolver")
+        warm_start_resolver = _blessed_model_resolver(
+            "warm_start_model_resolver", resolvers.LatestBlessedModelOfOtherDataStrategy,
+            examples=example_gen.outputs["examples"])
         components.append(warm_start_resolver)
         base_model = warm_start_resolver.outputs["model"]
 
@@ -203,11 +211,8 @@ def create_pipeline(
     if baseline == "latest_blessed":
         # Not TFX's LatestBlessedModelStrategy: after a push it hands the Evaluator the candidate itself
         # (pipeline/resolvers.py), and an unchanged rerun would evaluate and push again.
-        resolver = tfx.dsl.Resolver(
-            strategy_class=resolvers.LatestBlessedOtherModelStrategy, candidate=trainer.outputs["model"],
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        ).with_id("latest_blessed_model_resolver")
+        resolver = _blessed_model_resolver("latest_blessed_model_resolver", resolvers.LatestBlessedOtherModelStrategy,
+                                           candidate=trainer.outputs["model"])
         components.append(resolver)
         baseline_model = resolver.outputs["model"]
     elif baseline == "served":

@@ -61,6 +61,14 @@ def _all(lineage, artifact_class):
             for a in lineage.store.get_artifacts_by_type(artifact_class.TYPE_NAME)]
 
 
+def _resolved_models(lineage, strategy, **inputs):
+    """The ids of the models `strategy` resolves, given every Model and ModelBlessing in the store."""
+    resolved = strategy.resolve_artifacts(lineage.store, {
+        **inputs, "model": _all(lineage, standard_artifacts.Model),
+        "model_blessing": _all(lineage, standard_artifacts.ModelBlessing)})
+    return [m.id for m in resolved["model"]]
+
+
 def test_the_baseline_is_the_latest_blessed_model_other_than_the_candidate():
     lineage = Lineage()
     span_1 = lineage.artifact(standard_artifacts.Examples, input_fingerprint="span:1")
@@ -68,10 +76,7 @@ def test_the_baseline_is_the_latest_blessed_model_other_than_the_candidate():
     strategy = resolvers.LatestBlessedOtherModelStrategy()
 
     def baseline(candidate):
-        resolved = strategy.resolve_artifacts(lineage.store, {
-            "candidate": [candidate], "model": _all(lineage, standard_artifacts.Model),
-            "model_blessing": _all(lineage, standard_artifacts.ModelBlessing)})
-        return [m.id for m in resolved["model"]]
+        return _resolved_models(lineage, strategy, candidate=[candidate])
 
     assert baseline(first) == []  # the rerun after first was pushed: as on the run that pushed it
     second, _ = lineage.trained_model(lineage.artifact(standard_artifacts.Examples, input_fingerprint="span:2"))
@@ -88,10 +93,7 @@ def test_the_warm_start_is_the_latest_blessed_model_of_other_data():
     strategy = resolvers.LatestBlessedModelOfOtherDataStrategy()
 
     def start(examples):
-        resolved = strategy.resolve_artifacts(lineage.store, {
-            "examples": [examples], "model": _all(lineage, standard_artifacts.Model),
-            "model_blessing": _all(lineage, standard_artifacts.ModelBlessing)})
-        return [m.id for m in resolved["model"]]
+        return _resolved_models(lineage, strategy, examples=[examples])
 
     assert start(span_1) == []  # never from a model of these very files
     reingested = lineage.artifact(standard_artifacts.Examples, input_fingerprint="span:1")  # same files again
