@@ -113,6 +113,16 @@ class ArchiveImagesTask:
     images: Tuple[ImageTask, ...]
 
 
+def _folders_in(walker, folder: str, source: str, what: str):
+    """The subfolders of a dataset folder (`what` they are, for the message); a file there is named
+    as unrecognised."""
+    for entry in walker.children(folder, source):
+        if entry.is_dir:
+            yield entry
+        else:
+            walker.unrecognised(entry.path, f"file beside {what}")
+
+
 def _images_in(walker, folder: str, source: str):
     """The files of a class folder; anything else there is named as unrecognised."""
     for entry in walker.children(folder, source):
@@ -126,10 +136,7 @@ def _images_in(walker, folder: str, source: str):
 
 def list_ckplus48(walker, root: str, options) -> Iterator[ImageFile]:
     """CK+48/<emotion>/S005_001_00000011.png; the subject is the S-number."""
-    for folder in walker.children(root, "ckplus"):
-        if not folder.is_dir:
-            walker.unrecognised(folder.path, "file beside the CK+48 emotion folders")
-            continue
+    for folder in _folders_in(walker, root, "ckplus", "the CK+48 emotion folders"):
         emotion = CKPLUS_FOLDERS.get(folder.name.lower())
         for image in _images_in(walker, folder.path, "ckplus"):
             subject = CKPLUS_SUBJECT.match(image.name)
@@ -159,14 +166,8 @@ def list_jaffe(walker, root: str, options) -> Iterator[ImageFile]:
 
 def list_ferg(walker, root: str, options) -> Iterator[ImageFile]:
     """FERG_DB_256/<character>/<character>_<expression>/<character>_<expression>_<n>.png."""
-    for character in walker.children(root, "ferg"):
-        if not character.is_dir:
-            walker.unrecognised(character.path, "file beside the FERG character folders")
-            continue
-        for folder in walker.children(character.path, "ferg"):
-            if not folder.is_dir:
-                walker.unrecognised(folder.path, "file beside the FERG expression folders")
-                continue
+    for character in _folders_in(walker, root, "ferg", "the FERG character folders"):
+        for folder in _folders_in(walker, character.path, "ferg", "the FERG expression folders"):
             prefix = character.name.lower() + "_"
             expression = folder.name.lower()[len(prefix):] if folder.name.lower().startswith(prefix) else None
             for image in _images_in(walker, folder.path, "ferg"):
@@ -196,14 +197,8 @@ def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
         elif name not in ("cohn-kanade-images", "emotion"):
             walker.unrecognised(entry.path, "beside CK+'s cohn-kanade-images and Emotion folders")
     labels = _ckplus_labels(walker, emotion.path)
-    for subject in walker.children(images.path, "ckplus"):
-        if not subject.is_dir:
-            walker.unrecognised(subject.path, "file beside CK+'s subject folders")
-            continue
-        for sequence in walker.children(subject.path, "ckplus"):
-            if not sequence.is_dir:
-                walker.unrecognised(sequence.path, "file beside CK+'s sequence folders")
-                continue
+    for subject in _folders_in(walker, images.path, "ckplus", "CK+'s subject folders"):
+        for sequence in _folders_in(walker, subject.path, "ckplus", "CK+'s sequence folders"):
             frames = []
             for frame in _images_in(walker, sequence.path, "ckplus"):
                 match = CKPLUS_FRAME.match(frame.name)
