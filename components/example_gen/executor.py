@@ -40,7 +40,7 @@ from components.example_gen import summary as summary_lib
 from components.example_gen.data_root import Plan
 from components.example_gen.driver import SPAN_FOLDERS_KEY, SPAN_PATTERN_KEY
 from components.example_gen.fer2013_csv import CsvTask, ReadCsvFile
-from components.example_gen.image_folders import DecodeImage, group_archive_images
+from components.example_gen.image_folders import DecodeImage, group_image_tasks
 from components.example_gen.options import IngestOptions
 from components.example_gen.records import IngestError, Reject
 from contract.data import SPLITS
@@ -83,6 +83,12 @@ class ReadRecords(beam.DoFn):
         self._csv = ReadCsvFile(options)
         self._images = DecodeImage(options.max_image_pixels, options.max_archive_member_bytes)
 
+    def setup(self):
+        self._images.setup()
+
+    def teardown(self):
+        self._images.teardown()
+
     def process(self, task):
         yield from (self._csv if isinstance(task, CsvTask) else self._images).process(task)
 
@@ -98,7 +104,7 @@ class ReadDataRoot(beam.PTransform):
 
     def expand(self, pipeline):
         plan = self._plan
-        records = (pipeline | "Tasks" >> beam.Create(plan.csv_tasks + group_archive_images(plan.image_tasks))
+        records = (pipeline | "Tasks" >> beam.Create(plan.csv_tasks + group_image_tasks(plan.image_tasks))
                    | "ReadRecords" >> beam.ParDo(ReadRecords(self._options)).with_outputs(
                        "rejected", "tally", main="examples"))
         listed = collections.Counter({("excluded",) + key: n for key, n in plan.excluded.items()})

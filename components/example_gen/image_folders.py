@@ -17,8 +17,10 @@ with Pillow's bilinear filter, which widens its support when shrinking (antialia
 `tf.image.resize(method="bilinear", antialias=True)` does. 48x48 inputs (CK+48) pass unchanged.
 """
 import collections
+import concurrent.futures
 import dataclasses
 import io
+import os
 import re
 import struct
 import zlib
@@ -110,6 +112,12 @@ class ImageTask:
 class ArchiveImagesTask:
     """Every image of one archive (or one chunk of a zip), read in one pass over it."""
     archive: str
+    images: Tuple[ImageTask, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFilesTask:
+    """A chunk of image files, decoded side by side (DecodeImage's threads)."""
     images: Tuple[ImageTask, ...]
 
 
@@ -318,34 +326,68 @@ def load_face(path: str, max_image_pixels: int, face_crop: bool = False, content
 
 
 class DecodeImage(beam.DoFn):
-    """ImageTask or ArchiveImagesTask -> (split, serialized tf.Example); tagged 'rejected' Rejects
-    and 'tally' Counters."""
+    """ImageFilesTask, ArchiveImagesTask or ImageTask -> (split, serialized tf.Example); tagged
+    'rejected' Rejects and 'tally' Counters, in the task's order.
 
-    def __init__(self, max_image_pixels: int, max_member_bytes: int):
+    The images of a task are decoded (and their faces found) by one thread per core: Pillow and the
+    face detector's interpreter release the GIL, and Beam's in-process DirectRunner gives a DoFn one
+    element at a time. At most 2 x threads images are in flight, so memory stays bounded (an
+    archive member is at most max_member_bytes).
+    """
+
+    def __init__(self, max_image_pixels: int, max_member_bytes: int, threads: Optional[int] = None):
         super().__init__()
         self._max_image_pixels, self._max_member_bytes = max_image_pixels, max_member_bytes
+        self._threads = threads or os.cpu_count() or 1
+        self._pool = None
+
+    def setup(self):
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self._threads, thread_name_prefix="decode-image")
+
+    def teardown(self):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def process(self, task):
+        self.setup()  # also when called from another DoFn's process (ReadRecords)
         if isinstance(task, ArchiveImagesTask):
-            by_member = {files.archives.split_path(t.path)[1]: t for t in task.images}
-            seen = set()
-            for member, content in files.archive_members(task.archive, list(by_member), self._max_member_bytes):
-                seen.add(member)
-                image = by_member[member]
-                if isinstance(content, Exception):
-                    yield from self._rejected(image, ImageDefect(f"cannot read the archive member ({content})"))
-                else:
-                    yield from self._one(image, content)
-            for member in sorted(set(by_member) - seen):
-                yield from self._rejected(by_member[member], ImageDefect("archive member vanished while reading"))
-            return
-        yield from self._one(task, None)
+            yield from self._decoded(self._archive_members(task))
+        else:
+            yield from self._decoded((image, None) for image in getattr(task, "images", (task,)))
 
-    def _one(self, task: ImageTask, content: Optional[bytes]):
+    def _archive_members(self, task: ArchiveImagesTask):
+        """(ImageTask, content bytes or the Exception that stopped reading it), one pass over the archive."""
+        by_member = {files.archives.split_path(t.path)[1]: t for t in task.images}
+        seen = set()
+        for member, content in files.archive_members(task.archive, list(by_member), self._max_member_bytes):
+            seen.add(member)
+            yield by_member[member], (ImageDefect(f"cannot read the archive member ({content})")
+                                      if isinstance(content, Exception) else content)
+        for member in sorted(set(by_member) - seen):
+            yield by_member[member], ImageDefect("archive member vanished while reading")
+
+    def _decoded(self, images):
+        in_flight = collections.deque()
+        for image, content in images:
+            in_flight.append((image, content if isinstance(content, ImageDefect)
+                              else self._pool.submit(self._load, image, content)))
+            if len(in_flight) > 2 * self._threads:
+                yield from self._outputs(*in_flight.popleft())
+        while in_flight:
+            yield from self._outputs(*in_flight.popleft())
+
+    def _load(self, task: ImageTask, content: Optional[bytes]):
         try:
-            decoded = load_face(task.path, self._max_image_pixels, task.face_crop, content)
+            return load_face(task.path, self._max_image_pixels, task.face_crop, content)
         except ImageDefect as defect:
-            yield from self._rejected(task, defect)
+            return defect
+
+    def _outputs(self, task: ImageTask, pending):
+        decoded = pending if isinstance(pending, ImageDefect) else pending.result()
+        if isinstance(decoded, ImageDefect):
+            yield from self._rejected(task, decoded)
             return
         pixels, box = decoded if task.face_crop else (decoded, None)
         [example] = encode_examples(pixels[None], [task.emotion], task.source, [task.name], [task.subject],
@@ -361,14 +403,15 @@ class DecodeImage(beam.DoFn):
         yield beam.pvalue.TaggedOutput("tally", collections.Counter({("rejected", task.source): 1}))
 
 
-def group_archive_images(tasks: List[ImageTask], zip_chunk: int = 1000) -> list:
-    """Image tasks with archive members gathered per archive (zips in chunks, read in parallel;
-    a tar in one task, read in one pass); other tasks as they are."""
+def group_image_tasks(tasks: List[ImageTask], chunk: int = 64, zip_chunk: int = 1000) -> list:
+    """Image tasks in chunks that DecodeImage decodes side by side: files in chunks of `chunk`,
+    archive members gathered per archive (zips in chunks of `zip_chunk`, read in parallel; a tar in
+    one task, read in one pass)."""
     plain, in_archives = [], collections.defaultdict(list)
     for task in tasks:
         archive, member = files.archives.split_path(task.path)
         (in_archives[archive] if member is not None else plain).append(task)
-    grouped = list(plain)
+    grouped = [ImageFilesTask(tuple(plain[i:i + chunk])) for i in range(0, len(plain), chunk)]
     for archive, members in sorted(in_archives.items()):
         size = zip_chunk if archive.lower().endswith(".zip") else len(members)
         grouped += [ArchiveImagesTask(archive, tuple(members[i:i + size])) for i in range(0, len(members), size)]

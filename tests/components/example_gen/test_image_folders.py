@@ -61,3 +61,41 @@ def test_running_out_of_memory_is_not_taken_for_a_corrupt_image(data_root, monke
     monkeypatch.setattr(files, "open_binary", out_of_memory)
     with pytest.raises(MemoryError):
         load_face(f"{data_root.path}/face.png", 25_000_000)
+
+
+def test_a_chunk_decoded_by_several_threads_comes_out_in_order_with_its_bad_image_named(data_root):
+    """DecodeImage decodes a chunk's images side by side; what it yields must not depend on that:
+    the same examples in the task's order as one thread gives, each bad file rejected by name."""
+    import apache_beam as beam  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from components.example_gen.image_folders import DecodeImage, ImageTask, group_image_tasks
+
+    tasks = []
+    for i in range(23):
+        name = f"CK+48/happy/S{i:03d}_001_00000001.png"
+        if i == 9:
+            data_root.write(name, b"not a picture\n")
+        else:
+            data_root.image(name)
+        tasks.append(ImageTask(f"{data_root.path}/{name}", name, "ckplus", 3, f"S{i:03d}", "train"))
+    [chunk] = group_image_tasks(tasks, chunk=64)
+
+    def run(threads):
+        decoder = DecodeImage(25_000_000, 2 ** 20, threads=threads)
+        try:
+            outputs = list(decoder.process(chunk))
+        finally:
+            decoder.teardown()
+        examples = [tf.train.Example.FromString(o[1]) for o in outputs if not isinstance(o, beam.pvalue.TaggedOutput)]
+        rejected = [o.value for o in outputs if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == "rejected"]
+        return examples, rejected
+
+    one, one_rejected = run(1)
+    several, several_rejected = run(4)
+    ids = [e.features.feature["image_id"].bytes_list.value[0].decode() for e in several]
+    assert ids == [t.name for i, t in enumerate(tasks) if i != 9]
+    assert several == one
+    assert [r.file for r in several_rejected] == [r.file for r in one_rejected] == [tasks[9].path]
+    assert "not an image" in several_rejected[0].defect
+    assert len(group_image_tasks(tasks, chunk=10)) == 3
