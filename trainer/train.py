@@ -71,8 +71,8 @@ class HParams:
                                            # flagged uncertain; None: never flag
     tta: str = "none"                      # "flip": the served model averages face and mirror image
     shuffle_buffer: int = 30_000           # FER2013's whole training split fits
-    cache: bool = True                     # keep the (unbatched) examples after epoch 1: in memory up to
-    cache_memory_mb: int = 256             # this many MB, in a local file beyond (memory flat in the data)
+    cache: bool = True                     # read the training split's files once (a local cache file), and keep
+    cache_memory_mb: int = 256             # it in memory too up to this many MB (memory flat in the data)
     jit_compile: bool = False              # XLA: a train step ran ~7x slower on these CPUs; try on GPU
     steps_per_execution: int = 8           # train steps per tf.function call (fewer Python round trips;
                                            # batch-level callbacks then see every 8th step)
@@ -174,16 +174,35 @@ def _check_examples(dataset, name, raw=False):
     return dataset.map(lambda image, label: (tf.cast(image, image_dtype), tf.cast(label, target_dtype)))
 
 
-def _cache(dataset, hparams, examples: int, bytes_per_example: int):
-    """In memory up to hparams.cache_memory_mb, else in a file on local disk: the training split's
-    cache must not make the Trainer's memory grow with the data (FER2013's 28,709 raw faces are
-    66 MB; ten times that spills)."""
-    if examples * bytes_per_example <= hparams.cache_memory_mb * 2 ** 20:
-        return dataset.cache()
-    import tempfile  # pylint: disable=import-outside-toplevel
+class _ReadOnce:
+    """The training split read from its files once: the class-count pass writes it to a cache file on
+    local disk, and every epoch (of every restart) reads that instead. Small splits are then also kept
+    in memory (up to hparams.cache_memory_mb); larger ones stay in the file, so the Trainer's memory
+    does not grow with the data (FER2013's 28,709 raw faces are 66 MB; ten times that spills).
+    The cache folder is removed on exit."""
 
-    folder = tempfile.mkdtemp(prefix="deep-emotion-cache-")
-    return dataset.cache(os.path.join(folder, "train"))
+    def __init__(self, hparams):
+        self.hparams, self.folder = hparams, None
+
+    def __enter__(self):
+        import tempfile  # pylint: disable=import-outside-toplevel
+
+        if self.hparams.cache:
+            self.folder = tempfile.mkdtemp(prefix="deep-emotion-cache-")
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.folder:
+            import shutil  # pylint: disable=import-outside-toplevel
+
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def on_disk(self, dataset):
+        return dataset.cache(os.path.join(self.folder, "train")) if self.folder else dataset
+
+    def in_memory_when_small(self, dataset, examples: int, bytes_per_example: int):
+        small = examples * bytes_per_example <= self.hparams.cache_memory_mb * 2 ** 20
+        return dataset.cache() if self.folder and small else dataset
 
 
 def _class_ids(dataset):
@@ -200,11 +219,9 @@ def without_autotune(dataset):
 
 
 def training_batches(train_ds, hparams, preprocess=None, examples=0):
-    """Cache -> shuffle -> batch -> preprocess (raw pixels: Transform's graph, batch by batch) ->
-    augment (whole batches, fused warp kernel) -> prefetch."""
+    """Shuffle -> batch -> preprocess (raw pixels: Transform's graph, batch by batch) -> augment
+    (whole batches, fused warp kernel) -> prefetch. train() caches train_ds before."""
     dataset = _check_examples(train_ds, "train_ds", raw=preprocess is not None)
-    if hparams.cache:
-        dataset = _cache(dataset, hparams, examples, IMAGE_SIZE * IMAGE_SIZE * (1 if preprocess else 4))
     if examples:  # a TFRecord split's size is unknown to tf.data; Keras needs it with steps_per_execution > 1
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(examples))
     dataset = dataset.shuffle(hparams.shuffle_buffer, seed=hparams.seed, reshuffle_each_iteration=True)
@@ -398,12 +415,18 @@ def train(model, train_ds, eval_ds=None, hparams=None, callbacks=(), log=print, 
     Raises TrainingCollapsed or TrainingDidNotLearn, saying what was seen and what to try.
     """
     hparams = hparams or HParams()
+    with _ReadOnce(hparams) as read_once:
+        return _train(model, train_ds, eval_ds, hparams, callbacks, log, preprocess, read_once)
+
+
+def _train(model, train_ds, eval_ds, hparams, callbacks, log, preprocess, read_once):
     num_classes = model.output_shape[-1]
     raw = preprocess is not None
-    train_ds = _check_examples(train_ds, "train_ds", raw=raw)
-    counts = class_counts(train_ds, num_classes)
+    train_ds = read_once.on_disk(_check_examples(train_ds, "train_ds", raw=raw))
+    counts = class_counts(train_ds, num_classes)  # the one pass over the files
     if not counts.sum():
         raise ValueError("train(): train_ds is empty")
+    train_ds = read_once.in_memory_when_small(train_ds, int(counts.sum()), IMAGE_SIZE * IMAGE_SIZE * (1 if raw else 4))
     class_weight = hparams.class_weights
     if class_weight in ("balanced", "sqrt_balanced"):
         class_weight = class_weights_from_counts(counts, class_weight)

@@ -227,3 +227,29 @@ def test_splits_of_unknown_size_train_with_several_steps_per_execution(faces):
     history = train(model, unknown, unknown, HParams(epochs=2, augment=False, steps_per_execution=8, batch_size=16),
                     log=lambda _: None)
     assert len(history.history["loss"]) == len(history.history["val_loss"]) == 2
+
+
+@pytest.mark.parametrize("cache_memory_mb", [256, 0])  # kept in memory too / the cache file only
+def test_the_training_split_is_read_from_its_source_once_and_its_cache_file_removed(
+        faces, tmp_path, monkeypatch, cache_memory_mb):
+    """Counting the classes and every epoch after it read one pass of the source (the Trainer's
+    gzipped TFRecords are the slowest part of an epoch to read); the cache is gone afterwards."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    images, labels = faces
+    reads = []
+
+    def counted(image, label):
+        def count(x):
+            reads.append(1)
+            return x
+        return tf.ensure_shape(tf.py_function(count, [image], tf.float32), image.shape), label
+
+    model = build_model("paper", seed=0)
+    history = train(model, dataset(images, labels).map(counted), None,
+                    HParams(epochs=3, augment=False, cache_memory_mb=cache_memory_mb, chance_patience=0),
+                    log=lambda _: None)
+    assert len(history.history["loss"]) == 3
+    assert len(reads) == len(images)
+    assert not list(tmp_path.glob("deep-emotion-cache-*"))
