@@ -13,6 +13,7 @@ from contract import data as dc
 
 OVERALL = "Overall"
 ACCURACY, EXAMPLE_COUNT = "sparse_categorical_accuracy", "example_count"
+TOP_LABEL = 1  # the calibration plot's TFMA sub-key (BinarizationOptions.k_list): the highest probability
 
 
 def slice_name(slice_key) -> str:
@@ -38,14 +39,14 @@ class Evaluation:
     confusion: Dict[str, pd.DataFrame]  # slice -> true class x predicted class counts
     validation_ok: Optional[bool]
     failures: List[str]
-    # slice -> reliability buckets of every class's probability (TFMA's CalibrationPlot, one-vs-rest,
-    # micro-averaged): lower, upper, entries, mean probability, share of true labels
+    # slice -> reliability buckets of the top-label confidence (TFMA's CalibrationPlot at sub-key k=1):
+    # lower, upper, entries, mean probability, share of those answers that are right
     calibration: Dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
 
 
 def calibration_error(buckets: pd.DataFrame) -> Optional[float]:
     """Expected calibration error of a reliability table: sum over buckets of |share of true labels -
-    mean probability|, weighted by entries (here the classwise ECE, over all seven probabilities)."""
+    mean probability|, weighted by entries (the top-label ECE, as the Trainer computes it on eval)."""
     total = buckets["entries"].sum()
     if not total:
         return None
@@ -92,7 +93,7 @@ def load_evaluation(evaluation_uri: str) -> Evaluation:
         for kv in per_slice.plot_keys_and_values:
             if kv.key.model_name == "baseline":
                 continue
-            if kv.value.HasField("calibration_histogram_buckets") and not kv.key.HasField("sub_key"):
+            if kv.value.HasField("calibration_histogram_buckets") and kv.key.sub_key.k.value == TOP_LABEL:
                 calibration[slice_name(per_slice.slice_key)] = _reliability(kv.value.calibration_histogram_buckets)
                 continue
             if not kv.value.HasField("multi_class_confusion_matrix_at_thresholds"):

@@ -187,7 +187,7 @@ _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=Tru
 | {{ name }} | {{ fmt(row.precision) }} | {{ fmt(row.recall) }} | {{ row.examples }} |
 {% endfor %}
 
-Calibration on {{ card.calibration.split }} (the Trainer): top-label expected calibration error {{ fmt(card.calibration.ece_before) }} before, {{ fmt(card.calibration.ece_after) }} after temperature scaling (T = {{ fmt(card.calibration.temperature, 3) }}). TFMA's calibration plot of the served probabilities (all seven, one-vs-rest): calibration error {{ fmt(card.evaluation.calibration_error) }}.
+Calibration on {{ card.calibration.split }} (the Trainer): top-label expected calibration error {{ fmt(card.calibration.ece_before) }} before, {{ fmt(card.calibration.ece_after) }} after temperature scaling (T = {{ fmt(card.calibration.temperature, 3) }}). TFMA's calibration plot of the served model's top-label confidence on the same split: calibration error {{ fmt(card.evaluation.calibration_error) }}.
 {% if card.calibration.abstention %}
 Abstention: the answers kept ({{ pct(card.calibration.abstention.coverage) }} of eval) are {{ pct(card.calibration.abstention.precision) }} right (target {{ pct(card.calibration.abstention.target_precision) }}{{ "" if card.calibration.abstention.reached else ", not reached" }}).
 {% endif %}

@@ -240,8 +240,9 @@ def calibration_section(run: RunArtifacts, evaluation: Optional[Evaluation] = No
     if buckets is not None:
         error = calibration_error(buckets)
         blocks += [Plot.of("calibration-plot", plots.reliability(buckets, "Served probabilities (TFMA)"),
-                           f"TFMA's calibration plot on {EVAL_SPLIT}: every class's probability (one-vs-rest, "
-                           f"micro-averaged); calibration error {error:.4f}." if error is not None else ""),
+                           f"TFMA's calibration plot on {EVAL_SPLIT}: the top-label confidence of the served model "
+                           f"against how often that answer is right; calibration error {error:.4f} (the "
+                           "Trainer's ECE after scaling, measured again through the served signature)." if error is not None else ""),
                    Table("calibration-table", buckets.set_index(["lower", "upper"]), "Reliability buckets (TFMA).")]
     else:
         blocks.append(Text("The evaluation has no calibration plot (a model evaluated before it was configured).",

@@ -232,6 +232,10 @@ def test_calibration_and_the_model_card_are_the_runs_own(soup, report_runs):
     calibration = soup.find("section", id="calibration").get_text()
     assert f"temperature of {record['calibration']['temperature']:.3f}" in calibration
     assert f"{record['calibration']['ece_before']:.4f} before, {record['calibration']['ece_after']:.4f} after" in calibration
+    # TFMA's plot is of the same top-label confidence, through the served signature on the same split:
+    # its calibration error is the Trainer's ECE after scaling, measured again.
+    tfma_error = float(re.search(r"is right; calibration error (\d\.\d{4})", calibration).group(1))
+    assert tfma_error == pytest.approx(record["calibration"]["ece_after"], abs=1e-3)
     [((split,), counts)] = html_tables.records(soup, "abstention-counts").items()
     examples = run.nodes["DeepEmotionExampleGen"].output("examples")
     assert split == "eval" and int(counts["faces"]) == examples.custom_properties["num_eval"].int_value
