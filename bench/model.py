@@ -1,11 +1,14 @@
 """Deep-Emotion speed on this machine: training images/s and inference latency/throughput.
 
     TF_ENABLE_ONEDNN_OPTS=1 python -m bench.model [--layouts paper reference] [--runs 7]
-        [--train-steps 40] [--threads INTRA,INTER] [--skip-training]
+        [--train-steps 40] [--threads INTRA,INTER] [--precisions float32 mixed_bfloat16] [--skip-training]
 
 Training: Adam steps of `model.fit` on cached, pre-batched random images (the model alone),
 and of the pipeline train() builds (cache, shuffle, batch, augment with the sampler, prefetch).
-Inference, batch 1 latency p50/p99 over 300 calls and images/s at batch 128 and 256, through two
+Training is measured in each of --precisions (Keras policies; "auto" is what the Trainer picks by
+default, float32 on a CPU: trainer/model.py), their fits interleaved run by run so that a drift of
+the machine's speed hits all of them. Inference, batch 1 latency p50/p99 over 300 calls and
+images/s at batch 128 and 256, through two
 runtimes: the model's concrete function (what a SavedModel signature runs), and the TFLite copy
 the Trainer exports beside it (trainer/lite.py, XNNPACK), with 1 thread and with one per core.
 Every figure is the median of
@@ -27,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
 from trainer import lite  # noqa: E402
-from trainer.model import build_model  # noqa: E402
+from trainer.model import build_model, training_precision  # noqa: E402
 from trainer.train import HParams, training_batches, without_autotune  # noqa: E402
 
 TRAIN_BATCHES = (32, 128)
@@ -38,25 +41,30 @@ def images(n, seed=0):
     return np.random.default_rng(seed).normal(size=(n, 48, 48, 1)).astype(np.float32)
 
 
-def train_throughput(layout, batch_size, steps, runs, pipeline):
-    """Images/s of `runs` fits of `steps` steps each, after one warm-up fit."""
-    model = build_model(layout, seed=0)
-    model.compile(tf_keras.optimizers.Adam(0.005), tf_keras.losses.SparseCategoricalCrossentropy(),
-                  steps_per_execution=HParams().steps_per_execution)  # as compile_for_training
+def train_throughput(layout, batch_size, steps, runs, pipeline, precisions=("auto",)):
+    """{precision: (images/s, images per CPU-second) of `runs` fits of `steps` steps each}, after
+    one warm-up fit per model; the precisions' fits take turns."""
     n = batch_size * steps
     x, y = images(n), np.random.default_rng(1).integers(0, 7, n)
     if pipeline:
         batches = training_batches(tf.data.Dataset.from_tensor_slices((x, y)), HParams(batch_size=batch_size))
     else:
         batches = without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().prefetch(2))
-    model.fit(batches, epochs=1, verbose=0)
-    rates, cpu_rates = [], []
-    for _ in range(runs):
-        started, cpu_started = time.perf_counter(), time.process_time()
+    models = {}
+    for precision in precisions:
+        model = build_model(layout, seed=0, mixed_precision=training_precision(precision))
+        model.compile(tf_keras.optimizers.Adam(0.005), tf_keras.losses.SparseCategoricalCrossentropy(),
+                      steps_per_execution=HParams().steps_per_execution)  # as compile_for_training
         model.fit(batches, epochs=1, verbose=0)
-        rates.append(n / (time.perf_counter() - started))
-        cpu_rates.append(n / (time.process_time() - cpu_started))
-    return rates, cpu_rates
+        models[precision] = model
+    rates = {precision: ([], []) for precision in precisions}
+    for _ in range(runs):
+        for precision, model in models.items():
+            started, cpu_started = time.perf_counter(), time.process_time()
+            model.fit(batches, epochs=1, verbose=0)
+            rates[precision][0].append(n / (time.perf_counter() - started))
+            rates[precision][1].append(n / (time.process_time() - cpu_started))
+    return rates
 
 
 def runtimes(layout):
@@ -108,6 +116,8 @@ def main(argv=None):
     parser.add_argument("--train-steps", type=int, default=40)
     parser.add_argument("--threads", default=None, metavar="INTRA,INTER",
                         help="TensorFlow's intra- and inter-op thread counts (default: TensorFlow's, one per core)")
+    parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
+                        help="training precisions (Keras policies, or auto: what the Trainer picks here)")
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
@@ -122,12 +132,14 @@ def main(argv=None):
           f"median (min-max) of {args.runs} runs")
     for layout in args.layouts:
         print(f"\n{layout} layout")
+        precisions = list(dict.fromkeys(training_precision(p) for p in args.precisions))
         for batch_size in TRAIN_BATCHES if not args.skip_training else ():
             for pipeline in (False, True):
                 what = "train() pipeline, augmented" if pipeline else "model only"
-                rates, cpu_rates = train_throughput(layout, batch_size, args.train_steps, args.runs, pipeline)
-                print(f"  train  batch {batch_size:3d}  {what:28s} {spread(rates)} images/s;  "
-                      f"{np.median(cpu_rates):,.0f} per CPU-second", flush=True)
+                measured = train_throughput(layout, batch_size, args.train_steps, args.runs, pipeline, precisions)
+                for precision, (rates, cpu_rates) in measured.items():
+                    print(f"  train  batch {batch_size:3d}  {what:28s} {precision:14s} {spread(rates)} images/s;  "
+                          f"{np.median(cpu_rates):,.0f} per CPU-second", flush=True)
         for runtime, (prepare, call) in runtimes(layout).items():
             latencies, rates = inference(prepare, call, args.runs)
             print(f"  infer  batch   1  {runtime:28s} p50 {spread([p50 for p50, _ in latencies], '{:.2f}')} ms   "

@@ -143,7 +143,7 @@ def run_one(n: int, epochs: int, work: Path) -> dict:
 def model_only_images_per_second(runs: int = 5) -> float:
     """bench.model's training figure (the model fed from memory) for LAYOUT at BATCH, in its own process."""
     code = ("import json, statistics; from bench.model import train_throughput; "
-            f"rates, _ = train_throughput({LAYOUT!r}, {BATCH}, 40, {runs}, pipeline=False); "
+            f"[(rates, _)] = train_throughput({LAYOUT!r}, {BATCH}, 40, {runs}, pipeline=False).values(); "
             "print('RATE', statistics.median(rates))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     return float(re.search(r"^RATE (\S+)$", out, re.M).group(1))

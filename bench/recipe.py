@@ -2,14 +2,15 @@
 before and after temperature scaling, collapses caught (and restarted) by the guard.
 
     TF_USE_LEGACY_KERAS=1 python -m bench.recipe [--n 3000] [--seeds 0 1 2] [--profiles paper real-data]
-        [--recipes reference] [--epochs N] [--work-dir DIR]
+        [--recipes reference] [--precisions auto float32] [--epochs N] [--work-dir DIR]
 
 The data is what the pipeline trains on: a demo data root of --n FER2013 rows (+ CK+48, JAFFE,
 FERG as `make demo` writes it) ingested by the ExampleGen executor, z-scored with the train split's
 mean and standard deviation as Transform does. Each run is the Trainer's own code path:
 trainer.train.train() with the profile's hyperparameters (pipeline/configs.py PROFILES), then
 trainer.calibration on eval; accuracy and per-class recall are on the test split, with the
-temperature applied. `--recipes reference` adds the PyTorch reference's own recipe (reference
+temperature applied; the model trains in each of --precisions (auto: what the Trainer picks on
+this machine) and is evaluated, as the Trainer exports it, in float32. `--recipes reference` adds the PyTorch reference's own recipe (reference
 layout, Adam 0.005, batch 128, 10 epochs, no augmentation) with the guard on.
 """
 from contract.runtime import quiet_tensorflow
@@ -64,18 +65,18 @@ def load_splits(work_dir: str, n: int, seed: int):
 def run(layout, hparams, splits, log):
     """One training: test accuracy, per-class recall, ECE before/after, attempts, seconds."""
     from trainer import calibration
-    from trainer.model import build_model, logits_model
+    from trainer.model import build_model, float32_copy, logits_model, training_precision
     from trainer.train import TrainingCollapsed, TrainingDidNotLearn, train
 
     dataset = lambda split: tf.data.Dataset.from_tensor_slices(splits[split])  # noqa: E731
-    model = build_model(layout, seed=hparams.seed)
+    model = build_model(layout, seed=hparams.seed, mixed_precision=training_precision(hparams.precision))
     started = time.perf_counter()
     try:
         history = train(model, dataset("train"), dataset("eval"), hparams, log=log)
     except (TrainingCollapsed, TrainingDidNotLearn) as error:
         return {"failed": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - started}
     seconds = time.perf_counter() - started
-    logits = logits_model(model)
+    logits = logits_model(float32_copy(model))
     eval_logits = logits.predict(splits["eval"][0], batch_size=512, verbose=0)
     test_logits = logits.predict(splits["test"][0], batch_size=512, verbose=0)
     fitted = calibration.summary(eval_logits, splits["eval"][1], hparams.abstain_precision)
@@ -128,6 +129,8 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--profiles", nargs="*", default=["paper", configs.PROFILE])
     parser.add_argument("--recipes", nargs="*", default=[], choices=sorted(RECIPES))
+    parser.add_argument("--precisions", nargs="+", default=["auto"],
+                        help="training precisions (trainer/model.py PRECISIONS); auto: the Trainer's choice here")
     parser.add_argument("--epochs", type=int, default=None, help="cap every profile's epochs (a quick look)")
     parser.add_argument("--layout", default=configs.MODEL_LAYOUT)
     parser.add_argument("--work-dir", default=None)
@@ -140,6 +143,9 @@ def main():
           f"{os.cpu_count()} cores", flush=True)
     plans = [(name, args.layout, configs.PROFILES[name]["hparams"]) for name in dict.fromkeys(args.profiles)]
     plans += [(f"{name} recipe", *RECIPES[name]) for name in args.recipes]
+    if len(args.precisions) > 1:
+        plans = [(f"{name} {precision}", layout, {**values, "precision": precision})
+                 for name, layout, values in plans for precision in args.precisions]
     results = []
     for name, layout, profile in plans:
         for seed in args.seeds:

@@ -14,7 +14,16 @@ Input `image`: float32 [batch, 48, 48, 1], already normalised by Transform (the 
 normalise). Output `probabilities`: float32 softmax [batch, num_classes], also under mixed
 precision (TFMA's per-class metrics need probabilities; Keras still computes the loss from the
 logits behind the softmax).
+
+Precision (`training_precision`): float16 mixed precision on a GPU, float32 on a CPU; bfloat16 on
+request (HParams precision "mixed_bfloat16"): on a CPU with AVX512_BF16 or AMX oneDNN runs these
+small convolutions about 1.4x faster than in float32 (bench/model.py), at a small accuracy cost on
+the demo data (bench/recipe.py, docs/design.md). Whatever it trained in, the model is calibrated and
+served in float32 (`float32_copy`: the same weights, float32 layers).
 """
+import re
+import warnings
+
 import tensorflow as tf
 import tf_keras
 from tensorflow.python.autograph.core import config as autograph_config
@@ -39,6 +48,7 @@ def _skip_autograph_for_tf_keras():
 _skip_autograph_for_tf_keras()
 
 LAYOUTS = ("paper", "reference")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 IDENTITY_THETA = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 # Layer names other code relies on (attention_model, the lead's signatures, the tests).
@@ -105,7 +115,9 @@ def _classifier(features, num_classes, l2):
     regularizer = tf_keras.regularizers.L2(l2) if l2 else None
     x = layers.Flatten(name="flatten")(features)
     x = layers.Dense(50, activation="relu", kernel_regularizer=regularizer, name="fc1")(x)
-    logits = layers.Dense(num_classes, kernel_regularizer=regularizer, name=LOGITS)(x)
+    # In float32 under mixed precision (a 50 x 7 layer): the loss and the calibration read these logits,
+    # and bfloat16 keeps only 8 bits of them.
+    logits = layers.Dense(num_classes, kernel_regularizer=regularizer, dtype="float32", name=LOGITS)(x)
     return layers.Softmax(dtype="float32", name=OUTPUT_NAME)(logits)
 
 
@@ -147,6 +159,31 @@ def _reference(image, num_classes, dropout_rate, l2):
     return _classifier(x, num_classes, l2)
 
 
+def native_bfloat16_cpu(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX-BF16). Elsewhere oneDNN
+    emulates bfloat16 and it is slower than float32."""
+    try:
+        with open(cpuinfo) as f:
+            return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", f.read()))
+    except OSError:
+        return False
+
+
+def training_precision(requested: str = "auto") -> str:
+    """The Keras policy to train in: `requested`, or for "auto" mixed_float16 when a GPU is visible
+    and float32 otherwise. mixed_bfloat16 is taken as asked; on a CPU without native bfloat16 it is
+    emulated, slower than float32, and a warning says so."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if requested == "auto":
+        return "mixed_float16" if gpu else "float32"
+    if requested == "mixed_bfloat16" and not gpu and not native_bfloat16_cpu():
+        warnings.warn("precision mixed_bfloat16: this CPU has no native bfloat16 (AVX512_BF16/AMX); oneDNN "
+                      "emulates it, slower than float32", RuntimeWarning, stacklevel=2)
+    return requested
+
+
 def build_model(layout="paper", num_classes=NUM_CLASSES, *, dropout_rate=0.5, l2=None,
                 mixed_precision=None, seed=None):
     """The Deep-Emotion tf_keras model: `image` [B, 48, 48, 1] -> `probabilities` [B, num_classes].
@@ -155,7 +192,8 @@ def build_model(layout="paper", num_classes=NUM_CLASSES, *, dropout_rate=0.5, l2
         default (paper 1e-3, our choice: the paper gives no value; reference 0, as PyTorch's).
     mixed_precision: float16 compute with float32 variables, theta, sampler and probabilities;
         None means "when a GPU is visible". The model then carries the mixed policy, so
-        `compile` wraps the optimiser in loss scaling.
+        `compile` wraps the optimiser in loss scaling. A policy name ("mixed_bfloat16",
+        "float32", ...: `training_precision`) chooses it directly.
     seed: when given, seeds Python, NumPy and TensorFlow (tf_keras.utils.set_random_seed) so the
         initial weights are reproducible. A global side effect, like Keras's own.
     """
@@ -163,12 +201,15 @@ def build_model(layout="paper", num_classes=NUM_CLASSES, *, dropout_rate=0.5, l2
         raise ValueError(f"build_model: layout must be one of {LAYOUTS}, got {layout!r}")
     if mixed_precision is None:
         mixed_precision = bool(tf.config.list_physical_devices("GPU"))
+    policy = mixed_precision if isinstance(mixed_precision, str) else "mixed_float16" if mixed_precision else "float32"
+    if policy not in PRECISIONS[1:]:
+        raise ValueError(f"build_model: mixed_precision must be a bool or one of {PRECISIONS[1:]}, got {policy!r}")
     if l2 is None:
         l2 = 1e-3 if layout == "paper" else 0.0
     if seed is not None:
         tf_keras.utils.set_random_seed(seed)
     previous_policy = tf_keras.mixed_precision.global_policy()
-    tf_keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+    tf_keras.mixed_precision.set_global_policy(policy)
     try:  # layers take the global policy when built; restore it for whoever builds next
         image = layers.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name=INPUT_NAME)
         body = _paper if layout == "paper" else _reference
@@ -176,6 +217,18 @@ def build_model(layout="paper", num_classes=NUM_CLASSES, *, dropout_rate=0.5, l2
         return tf_keras.Model(image, probabilities, name=f"deep_emotion_{layout}")
     finally:
         tf_keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def float32_copy(model):
+    """The model with float32 layers and the same weights: what is exported and calibrated, whatever
+    precision it trained in (its variables are float32 in every policy, so nothing is rounded).
+    A float32 model is returned as it is."""
+    if model.dtype_policy.name == "float32":
+        return model
+    layout = model.name[len("deep_emotion_"):]
+    copy = build_model(layout, model.output_shape[-1], mixed_precision=False)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def attention_model(model, view="input"):

@@ -123,13 +123,16 @@ def run_fn(fn_args) -> None:
     eval_ds = raw_dataset(fn_args.eval_files, tf_transform_output, target)
     preprocess = preprocess_fn(tf_transform_output)
 
+    precision = deep_emotion_model.training_precision(hparams.precision)
+    logging.info("Training in %s; the served model is float32.", precision)
     with _strategy().scope():
-        model = deep_emotion_model.build_model(layout, seed=hparams.seed)
+        model = deep_emotion_model.build_model(layout, seed=hparams.seed, mixed_precision=precision)
         warm_start = warm_start_from(model, getattr(fn_args, "base_model", None)) if config.get("warm_start") else None
     tensorboard = tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
     history = train(model, train_ds, eval_ds, hparams, callbacks=[tensorboard], log=logging.info,
                     preprocess=preprocess)
 
+    model = deep_emotion_model.float32_copy(model)  # served, so calibrated, in float32
     eval_labelled = raw_dataset(fn_args.eval_files, tf_transform_output)  # calibrated on the hard label
     calibrated = (calibrate(model, eval_labelled, hparams, preprocess) if hparams.calibrate
                   else {"temperature": 1.0})

@@ -26,7 +26,7 @@ import tensorflow as tf
 import tf_keras
 
 from contract.data import IMAGE_SIZE
-from trainer.model import LOGITS, THETA
+from trainer.model import LOGITS, PRECISIONS, THETA
 from trainer.stn import fast_warp
 
 
@@ -73,6 +73,9 @@ class HParams:
     shuffle_buffer: int = 30_000           # FER2013's whole training split fits
     cache: bool = True                     # read the training split's files once (a local cache file), and keep
     cache_memory_mb: int = 256             # it in memory too up to this many MB (memory flat in the data)
+    precision: str = "auto"                # "auto": mixed_float16 on GPU, float32 on CPU; "mixed_bfloat16": ~1.4x
+                                           # faster on a CPU with AVX512_BF16/AMX, ~0.5 points less accurate
+                                           # on the demo data (trainer/model.py); served in float32 always
     jit_compile: bool = False              # XLA: a train step ran ~7x slower on these CPUs; try on GPU
     steps_per_execution: int = 8           # train steps per tf.function call (fewer Python round trips;
                                            # batch-level callbacks then see every 8th step)
@@ -90,6 +93,8 @@ class HParams:
             values["class_weights"] = {int(k): float(v) for k, v in weights.items()}
         elif weights not in CLASS_WEIGHTS:
             raise ValueError(f"HParams: class_weights must be one of {CLASS_WEIGHTS} or a dict, got {weights!r}")
+        if values.get("precision", "auto") not in PRECISIONS:
+            raise ValueError(f"HParams: precision must be one of {PRECISIONS}, got {values['precision']!r}")
         if values.get("lr_schedule", "constant") not in LR_SCHEDULES:
             raise ValueError(f"HParams: lr_schedule must be one of {LR_SCHEDULES}, got {values['lr_schedule']!r}")
         return cls(**values)

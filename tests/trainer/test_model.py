@@ -1,10 +1,14 @@
 """build_model: the two layouts' sizes, outputs, starting point, gradients and SavedModel export."""
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
 
-from trainer.model import LinearConvPair, attention_model, build_model, trainable_parameters
+from trainer import model as model_lib
+from trainer.model import (LinearConvPair, attention_model, build_model, float32_copy, trainable_parameters,
+                           training_precision)
 
 LAYOUTS = {"paper": 47_657, "reference": 66_877}
 
@@ -40,6 +44,43 @@ def test_mixed_precision_computes_in_float16_and_still_returns_float32_probabili
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
     assert tf_keras.mixed_precision.global_policy().name == "float32"  # left as it was
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_a_bfloat16_model_is_served_by_a_float32_copy_that_answers_as_float32_layers(layout, faces):
+    """Training may run in bfloat16; what is exported and calibrated is float32 with the same weights:
+    its answers are those of the float32 layers, not bfloat16's (which differ by ~1e-2)."""
+    trained = build_model(layout, mixed_precision="mixed_bfloat16", seed=0)
+    assert trained.get_layer("conv3").compute_dtype == "bfloat16"
+    assert trained.get_layer("theta").compute_dtype == trained.get_layer("attention").compute_dtype == "float32"
+    reference = build_model(layout, mixed_precision=False, seed=1)
+    reference.set_weights(trained.get_weights())
+    copy = float32_copy(trained)
+    assert copy.dtype_policy.name == "float32" and copy.get_layer("conv3").compute_dtype == "float32"
+    images = faces[0]
+    np.testing.assert_allclose(copy(images).numpy(), reference(images).numpy(), rtol=0, atol=1e-6)
+    bfloat16 = trained(images).numpy()
+    assert bfloat16.dtype == np.float32 and 1e-5 < np.abs(bfloat16 - reference(images).numpy()).max() < 0.05
+    assert float32_copy(reference) is reference
+    assert tf_keras.mixed_precision.global_policy().name == "float32"  # left as it was
+
+
+def test_bfloat16_is_asked_for_and_warned_about_where_the_cpu_only_emulates_it(tmp_path, monkeypatch):
+    with_bf16, without = tmp_path / "zen4", tmp_path / "older"
+    with_bf16.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    without.write_text("processor : 0\nflags : fpu sse2 avx2 fma avx512f\n")
+    assert model_lib.native_bfloat16_cpu(str(with_bf16)) and not model_lib.native_bfloat16_cpu(str(without))
+    assert not model_lib.native_bfloat16_cpu(str(tmp_path / "absent"))
+    assert training_precision("auto") == training_precision("float32") == "float32"  # no GPU here
+    monkeypatch.setattr(model_lib, "native_bfloat16_cpu", lambda: False)
+    with pytest.warns(RuntimeWarning, match="emulates it"):
+        assert training_precision("mixed_bfloat16") == "mixed_bfloat16"
+    monkeypatch.setattr(model_lib, "native_bfloat16_cpu", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert training_precision("mixed_bfloat16") == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        training_precision("float64")
 
 
 def test_transformer_starts_at_the_identity(model, faces):

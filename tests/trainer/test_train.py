@@ -39,6 +39,18 @@ def test_overfits_64_synthetic_faces_to_full_accuracy(layout, faces):
     assert lines[0].startswith("epoch 1/150  loss ") and "val_accuracy" in lines[0]
 
 
+def test_a_bfloat16_model_learns_64_faces_and_its_float32_copy_knows_them_too(faces):
+    from trainer.model import float32_copy  # pylint: disable=import-outside-toplevel
+
+    images, labels = faces
+    model = build_model("paper", mixed_precision="mixed_bfloat16", seed=0)
+    history = train(model, dataset(images, labels), dataset(images, labels),
+                    HParams(epochs=150, augment=False, seed=0), callbacks=[StopAtFullAccuracy()], log=lambda _: None)
+    assert len(history.history["loss"]) < 150, "did not reach 100% on its own training set"
+    assert not isinstance(model.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)  # bfloat16 needs none
+    assert (float32_copy(model).predict(images, verbose=0).argmax(axis=1) == labels).mean() == 1.0
+
+
 def test_same_seed_same_weights_other_seed_other_weights(faces):
     images, labels = faces
 
@@ -109,6 +121,8 @@ def test_hparams_travel_as_json_and_refuse_unknown_keys():
         HParams.from_dict({"learning_rte": 0.1})
     with pytest.raises(ValueError, match="class_weights must be"):
         HParams.from_dict({"class_weights": "inverse"})
+    with pytest.raises(ValueError, match="precision must be one of"):
+        HParams.from_dict({"precision": "bf16"})
 
 
 def test_augmentation_stays_within_its_ranges_and_is_off_at_zero():
