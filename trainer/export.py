@@ -171,11 +171,12 @@ class ServingModule(tf.Module):
 
     def save(self, export_dir: str) -> str:
         """The SavedModel with its three signatures, then its TFLite copy; returns the copy's path."""
-        tf.saved_model.save(self, export_dir, signatures={
-            "serving_default": self.serve_examples,
-            "serving_images": self.serve_images,
-            "transform_features": self.transform_features,
-        })
+        with deep_emotion_model.without_layer_traces():
+            tf.saved_model.save(self, export_dir, signatures={
+                "serving_default": self.serve_examples,
+                "serving_images": self.serve_images,
+                "transform_features": self.transform_features,
+            })
         return lite.write(lite.convert(self.serve_pixels.get_concrete_function(), self), export_dir)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from contract.runtime import native_stderr_without
+from trainer.model import without_layer_traces
 
 TFLITE_DIR = "tflite"
 TFLITE_FILE = "model.tflite"
@@ -42,7 +43,8 @@ def convert(function: tf.types.experimental.ConcreteFunction, trackable=None) ->
     """
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], trackable)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    with native_stderr_without(*_TFLITE_NOISE):
+    # The converter saves `trackable` as a SavedModel first: without Keras's layer traces, 2.5x faster.
+    with native_stderr_without(*_TFLITE_NOISE), without_layer_traces():
         return converter.convert()
 
 
