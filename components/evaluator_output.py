@@ -1,6 +1,7 @@
 """The Evaluator's output (TFMA) read once, for everyone who shows or records it: the model card,
-`deep-emotion summary`, the report and the notebooks. Metrics per slice, per-class precision and
-recall, confusion matrices, calibration buckets and the validation verdict in words.
+`deep-emotion summary`, the report and the notebooks. Metrics per slice, confusion matrices (and
+from them each class's precision and recall of the top prediction), calibration buckets and the
+validation verdict in words.
 """
 import dataclasses
 from dataclasses import dataclass
@@ -34,8 +35,6 @@ def slice_order(name: str):
 @dataclass
 class Evaluation:
     metrics: pd.DataFrame           # index slice; examples, accuracy (+ baseline columns when compared)
-    precision: pd.DataFrame         # index slice, columns EMOTIONS
-    recall: pd.DataFrame            # index slice, columns EMOTIONS
     confusion: Dict[str, pd.DataFrame]  # slice -> true class x predicted class counts
     validation_ok: Optional[bool]
     failures: List[str]
@@ -68,7 +67,7 @@ def load_evaluation(evaluation_uri: str) -> Evaluation:
     """The Evaluator's output read with TFMA's loaders."""
     import tensorflow_model_analysis as tfma
 
-    metrics, precision, recall = {}, {}, {}
+    metrics = {}
     for per_slice in tfma.load_metrics(evaluation_uri):
         name = slice_name(per_slice.slice_key)
         row = metrics.setdefault(name, {})
@@ -77,13 +76,7 @@ def load_evaluation(evaluation_uri: str) -> Evaluation:
                 continue
             key, value = kv.key, kv.value.double_value.value
             baseline = key.model_name == "baseline"
-            if key.HasField("sub_key") and key.sub_key.HasField("class_id"):
-                if key.is_diff or baseline:
-                    continue
-                table = {"precision": precision, "recall": recall}.get(key.name)
-                if table is not None:
-                    table.setdefault(name, {})[dc.EMOTIONS[key.sub_key.class_id.value]] = value
-            elif key.name == EXAMPLE_COUNT and not baseline and not key.is_diff:
+            if key.name == EXAMPLE_COUNT and not baseline and not key.is_diff:
                 row["examples"] = int(value)
             elif key.name == ACCURACY:
                 column = "accuracy change" if key.is_diff else "baseline accuracy" if baseline else "accuracy"
@@ -117,8 +110,7 @@ def load_evaluation(evaluation_uri: str) -> Evaluation:
 
     metric_columns = [c for c in ("examples", "accuracy", "baseline accuracy", "accuracy change")
                       if any(c in r for r in metrics.values())]
-    return Evaluation(frame(metrics, metric_columns), frame(precision, list(dc.EMOTIONS)),
-                      frame(recall, list(dc.EMOTIONS)), confusion, validation.validation_ok, failures, calibration)
+    return Evaluation(frame(metrics, metric_columns), confusion, validation.validation_ok, failures, calibration)
 
 
 def _reliability(histogram) -> pd.DataFrame:

@@ -19,13 +19,10 @@ EVAL_SPLIT = "eval"  # the split the pipeline's Evaluator evaluates (pipeline.py
 
 
 def per_class_table(evaluation: Evaluation, slice: str = OVERALL) -> pd.DataFrame:
-    """Per class: precision and recall of the top prediction (TFMA's confusion matrix), TFMA's
-    binarized Precision and Recall (a class counts as predicted when its probability >= 0.5),
-    true examples and top predictions."""
+    """Per class: precision and recall of the top prediction (TFMA's confusion matrix), true
+    examples and top predictions."""
     confusion = evaluation.confusion[slice]
     table = top_prediction_scores(confusion)
-    table["precision (p>=0.5)"] = evaluation.precision.loc[slice] if slice in evaluation.precision.index else np.nan
-    table["recall (p>=0.5)"] = evaluation.recall.loc[slice] if slice in evaluation.recall.index else np.nan
     table["examples"] = confusion.sum(axis=1)
     table["predicted"] = confusion.sum(axis=0)
     return table.rename_axis("class")  # a renamed copy: the index object is the confusion matrix's
@@ -172,10 +169,7 @@ def evaluation_sections(run: RunArtifacts, evaluation: Optional[Evaluation] = No
         Plot.of("confusion-matrix-plot", plots.confusion_matrix(matrix), "Counts; colour: share of the true class.")]
     per_class = per_class_table(evaluation)
     per_class_section = Section("per-class", TITLES["per-class"], [
-        Text("Precision and recall count the top prediction (from TFMA's confusion matrix). The pipeline's "
-             "per-class Precision and Recall (TFMA, binarized by class id: columns p>=0.5) count a class as "
-             "predicted only when its probability reaches 0.5; with seven classes a right top prediction "
-             "can stay below that, so they can be lower, and undefined (–) when no probability reaches 0.5."),
+        Text("Precision and recall count the top prediction: from TFMA's confusion matrix, one per slice."),
         Table("per-class-table", per_class, "Overall."),
         Plot.of("per-class-plot", plots.per_class_bars(per_class), "Top-prediction precision and recall, overall."),
         Table("precision-by-source", by_slice(evaluation, "precision"), "Top-prediction precision by slice."),

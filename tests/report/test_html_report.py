@@ -135,7 +135,7 @@ def test_drift_since_the_previous_run_is_the_change_in_source_shares(soup, repor
 
 def test_model_numbers_equal_the_evaluation(soup, page, report_runs):
     evaluation_uri = report_runs.complete.nodes["Evaluator"].output("evaluation").uri
-    expected, binarized = {}, {}
+    expected = {}
     for per_slice in tfma.load_metrics(evaluation_uri):
         keys = per_slice.slice_key.single_slice_keys
         name = f"source={keys[0].bytes_value.decode()}" if keys else "Overall"
@@ -144,8 +144,6 @@ def test_model_numbers_equal_the_evaluation(soup, page, report_runs):
                 continue
             if kv.key.name in ("sparse_categorical_accuracy", "example_count"):
                 expected.setdefault(name, {})[kv.key.name] = kv.value.double_value.value
-            elif kv.key.name in ("precision", "recall") and name == "Overall":
-                binarized[kv.key.name, dc.EMOTIONS[kv.key.sub_key.class_id.value]] = kv.value.double_value.value
     metrics = html_tables.records(soup, "metrics-table")
     assert sorted(n for (n,) in metrics) == sorted(expected)
     for (name,), row in metrics.items():
@@ -169,10 +167,11 @@ def test_model_numbers_equal_the_evaluation(soup, page, report_runs):
             assert _number(row["recall"]) == pytest.approx(matrix[e, e] / matrix[e].sum(), abs=1e-4)
         if matrix[:, e].sum():
             assert _number(row["precision"]) == pytest.approx(matrix[e, e] / matrix[:, e].sum(), abs=1e-4)
-        for score in ("precision", "recall"):  # TFMA's own binarized metrics, "–" where undefined (NaN)
-            value = binarized[score, name]
-            cell = row[f"{score} (p>=0.5)"]
-            assert cell == "–" if np.isnan(value) else _number(cell) == pytest.approx(value, abs=1e-4)
+    assert html_tables.header(soup, "per-class-table")[1:] == ["precision", "recall", "examples", "predicted"]
+    for score in ("precision", "recall"):  # by slice: one row per slice of the metrics table, Overall's as above
+        by_slice = html_tables.records(soup, f"{score}-by-source")
+        assert sorted(by_slice) == sorted(metrics)
+        assert by_slice[("Overall",)] == {name: per_class[(name,)][score] for name in dc.EMOTIONS}
     # The serving signature's mistakes on the eval split are the confusion matrix's off-diagonal.
     wrong = re.search(r"(\d+) of (\d+) eval examples misclassified", page)
     assert (int(wrong.group(1)), int(wrong.group(2))) == (matrix.sum() - np.trace(matrix), eval_examples)
