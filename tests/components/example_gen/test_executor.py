@@ -5,12 +5,15 @@ the fixture files directly; pixels are compared with the CSV text and the PNG fi
 """
 import collections
 import csv
+import errno
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
+from components.example_gen.executor import GzipTFRecordSink
 from contract.data import EMOTIONS, IMAGE_ID, LABEL, LABEL_SHARES, NUM_PIXELS, PIXELS, SOURCE, SPLITS, SUBJECT
 from deep_emotion.demo_data import generate
 
@@ -203,3 +206,42 @@ def test_contempt_as_maps_ckplus_contempt_instead_of_excluding_it(data_root, ing
     assert run.summary["examples"]["total"] == 6 and "ckplus" not in run.summary["excluded"]
     assert collections.Counter(e[LABEL] for s in SPLITS for e in run.examples[s]) == {
         EMOTIONS.index("disgust"): 3, EMOTIONS.index("happy"): 3}
+
+
+class _FillingFile:
+    """A file object on a disk that fills after `room` bytes (ENOSPC), as Beam's file handles raise it."""
+
+    def __init__(self, room):
+        self.room, self.data = room, bytearray()
+
+    def write(self, data):
+        if len(self.data) + len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.data += data
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def test_the_writer_keeps_every_record_in_order_across_its_compression_thread(tmp_path, monkeypatch):
+    monkeypatch.setattr(GzipTFRecordSink, "CHUNK_BYTES", 3000)  # many chunks through the thread and its queue
+    records = [bytes([i % 256]) * (i * 37 % 1500) for i in range(400)]
+    sink, path = GzipTFRecordSink(), tmp_path / "records.gz"
+    with open(path, "wb") as fh:
+        sink.open(fh)
+        for record in records:
+            sink.write(record)
+        sink.flush()
+    assert [r.numpy() for r in tf.data.TFRecordDataset(str(path), compression_type="GZIP")] == records
+
+
+def test_a_disk_that_fills_under_the_writer_raises_its_error_and_leaves_no_thread(monkeypatch):
+    monkeypatch.setattr(GzipTFRecordSink, "CHUNK_BYTES", 3000)
+    sink = GzipTFRecordSink()
+    sink.open(_FillingFile(room=5000))
+    with pytest.raises(OSError, match="No space left on device"):
+        for _ in range(2000):  # raised by a later write, or at the latest by flush
+            sink.write(os.urandom(1000))  # incompressible: the gzip stream outgrows the room
+        sink.flush()
+    assert not sink._writer.is_alive()
