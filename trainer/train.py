@@ -252,10 +252,12 @@ def training_batches(train_ds, hparams, preprocess=None, examples=0):
 
 
 def class_counts(dataset, num_classes):
-    """Examples per class (int64 [num_classes]) of an (image, target) dataset: one pass over it."""
-    ids = _class_ids(dataset)
-    return ids.reduce(tf.zeros([num_classes], tf.int64),
-                      lambda total, label: total + tf.one_hot(label, num_classes, dtype=tf.int64)).numpy()
+    """Examples per class (int64 [num_classes]) of an (image, target) dataset: one pass over it,
+    counted 4,096 at a time (one reduce step per element took longer than reading FER2013's train
+    split: 2.0-2.6 -> 1.0-1.3 s for that pass here, the file cache filled in both)."""
+    ids = _class_ids(dataset).batch(4096)
+    return ids.reduce(tf.zeros([num_classes], tf.int64), lambda total, batch: total + tf.math.bincount(
+        batch, minlength=num_classes, maxlength=num_classes, dtype=tf.int64)).numpy()
 
 
 def class_weights_from_counts(counts, kind):

@@ -7,7 +7,7 @@ import tensorflow as tf
 import tf_keras
 
 from trainer.model import build_model
-from trainer.train import (HParams, TrainingCollapsed, TrainingDidNotLearn, WarmupCosine, balanced_class_weights,
+from trainer.train import (HParams, class_counts, TrainingCollapsed, TrainingDidNotLearn, WarmupCosine, balanced_class_weights,
                            class_weights_from_counts, random_affine_thetas, train, training_batches)
 
 
@@ -267,3 +267,14 @@ def test_the_training_split_is_read_from_its_source_once_and_its_cache_file_remo
     assert len(history.history["loss"]) == 3
     assert len(reads) == len(images)
     assert not list(tmp_path.glob("deep-emotion-cache-*"))
+
+
+def test_class_counts_are_exact_across_batches_for_hard_and_soft_labels():
+    labels = np.random.default_rng(0).integers(0, 7, 9_001)  # two full counting batches and a partial one
+    expected = np.bincount(labels, minlength=7)
+    images = tf.zeros([len(labels), 2], tf.uint8)
+    hard = tf.data.Dataset.from_tensor_slices((images, labels))
+    shares = np.eye(7, dtype=np.float32)[labels] * 0.6 + 0.4 / 7  # the labelled class has the largest share
+    soft = tf.data.Dataset.from_tensor_slices((images, shares))
+    np.testing.assert_array_equal(class_counts(hard, 7), expected)
+    np.testing.assert_array_equal(class_counts(soft, 7), expected)
