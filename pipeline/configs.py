@@ -119,10 +119,27 @@ MAX_IMAGE_BYTES = _setting("MAX_IMAGE_BYTES", data.MAX_IMAGE_BYTES,
 
 # --- Execution ------------------------------------------------------------------------------------
 ENABLE_CACHE = _setting("ENABLE_CACHE", True, "Reuse a component's outputs when its inputs are unchanged.")
+
+
+def _in_process_beam_args():
+    """Beam's DirectRunner in each component's own process, with two flags:
+
+    --pickle_library=cloudpickle: Beam's default, dill, pickles each transform several times slower;
+        every Beam component pickles hundreds: ~3.7 s of a run at FER2013's size (docs/design.md).
+    --setup_file: this checkout's setup.py, where the pipeline's code comes from. With any Beam flag
+        and none of setup_file/extra_packages/sdk_container_image, TFX builds and stages an sdist of
+        itself for each Beam component (~7 s, ~49 MB left in /tmp); the in-process runner installs
+        nothing, and a remote runner given these flags would install this package.
+    Without a checkout (an installed copy), no flag: Beam's defaults, in-process, nothing staged.
+    """
+    setup_py = REPO_ROOT / "setup.py"
+    return ["--pickle_library=cloudpickle", f"--setup_file={setup_py}"] if setup_py.is_file() else []
+
+
 BEAM_PIPELINE_ARGS = _setting(
-    "BEAM_PIPELINE_ARGS", [],
-    "JSON list of Beam args for the data components. Empty runs in-process; any value makes each Beam "
-    "component stage a TFX sdist (~7 s and ~49 MB in /tmp per run), so leave it empty locally.")
+    "BEAM_PIPELINE_ARGS", _in_process_beam_args(),
+    "JSON list of Beam args for the data components. The default runs in-process with cloudpickle; "
+    "other args replace it (keep --setup_file, or TFX stages an sdist of itself per component).")
 
 VERBOSE_LOGS = _setting("VERBOSE_LOGS", False,
                         "Full TFX INFO logs instead of one line per component plus our own messages.")
