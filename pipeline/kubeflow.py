@@ -48,14 +48,18 @@ def beam_pipeline_args(profile: Optional[str] = None) -> List[str]:
 
     Remote runners get the pipeline image as their SDK worker (its entrypoint is Beam's boot), so the
     workers run the same installed code (our ExampleGen, trainer.preprocessing) without TFX building
-    and staging a source package each step.
+    and staging a source package each step. The direct profile names the image too: its workers are
+    the step's own process or subprocesses of it, in that image; without the flag TFX built a 49 MB
+    sdist of itself in /tmp at every Beam step (and `kfp run-local` left four a run on this machine).
     """
     profile = profile or configs.BEAM_PROFILE
     if profile == "direct":
         if configs.BEAM_DIRECT_NUM_WORKERS == 1:  # one worker: in the step's own process, no worker to start
-            return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
-        return ["--direct_running_mode=multi_processing",
-                f"--direct_num_workers={configs.BEAM_DIRECT_NUM_WORKERS}"]
+            workers = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        else:
+            workers = ["--direct_running_mode=multi_processing",
+                       f"--direct_num_workers={configs.BEAM_DIRECT_NUM_WORKERS}"]
+        return workers + [f"--sdk_container_image={configs.KFP_IMAGE}"]
     if profile == "dataflow":
         _require(profile, DATAFLOW_PROJECT=configs.DATAFLOW_PROJECT, DATAFLOW_REGION=configs.DATAFLOW_REGION,
                  DATAFLOW_TEMP_LOCATION=configs.DATAFLOW_TEMP_LOCATION)

@@ -152,6 +152,8 @@ def test_beam_components_run_multi_process_direct_beam_in_their_pod(spec, kfp_se
         assert options["runner"] is None  # Beam's default: the DirectRunner
         assert options["direct_running_mode"] == "multi_processing"
         assert options["direct_num_workers"] == kfp_settings["BEAM_DIRECT_NUM_WORKERS"]
+        # the workers run the image's installed code: TFX must not package itself for them each step
+        assert options["sdk_container_image"] == kfp_settings["KFP_IMAGE"]
 
 
 def test_one_direct_worker_runs_in_the_steps_own_process(monkeypatch):
