@@ -15,6 +15,11 @@ Every figure is the median of
 --runs runs (these machines are shared and noisy); the spread is printed beside it, and for
 training also images per CPU-second of this process, which other load disturbs less (on an
 idle 2-core machine wall-clock images/s can approach twice that).
+
+Roofline, after each layout's batch-128 training: the floating-point work of one training step
+per image (TensorFlow's own op statistics over the Keras train step's graph), the float32
+matmul rate of this machine (the most its cores give to any TF op), and what share of that rate
+the measured model-only training and a 10,000 images/s target would take.
 """
 from contract.runtime import quiet_tensorflow
 
@@ -35,6 +40,8 @@ from trainer.train import HParams, training_batches, without_autotune  # noqa: E
 
 TRAIN_BATCHES = (32, 128)
 INFER_BATCHES = (128, 256)
+ROOFLINE_BATCH = 128
+TARGET_IMAGES_PER_SECOND = 10_000  # issue 14's training target for the paper layout at batch 128
 
 
 def images(n, seed=0):
@@ -65,6 +72,51 @@ def train_throughput(layout, batch_size, steps, runs, pipeline, precisions=("aut
             rates[precision][0].append(n / (time.perf_counter() - started))
             rates[precision][1].append(n / (time.process_time() - cpu_started))
     return rates
+
+
+def training_mflop_per_image(layout, batch_size=ROOFLINE_BATCH):
+    """MFLOP of one Keras train step (forward, loss, gradients, Adam, metrics) per image, as
+    TensorFlow's op statistics count them in the step's graph (convolutions, their two
+    gradients, matmuls and the elementwise ops that register a count)."""
+    model = build_model(layout, seed=0)
+    model.compile(tf_keras.optimizers.Adam(0.005), tf_keras.losses.SparseCategoricalCrossentropy())
+    step = tf.function(model.train_step).get_concrete_function(
+        (tf.TensorSpec([batch_size, 48, 48, 1], tf.float32), tf.TensorSpec([batch_size], tf.int64)))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(step.graph, options=options).total_float_ops / batch_size / 1e6
+
+
+def matmul_gflops(size=2048, runs=5):
+    """float32 GFLOP/s of a size x size matmul on this machine, median of `runs` after a warm-up:
+    dense, well-blocked work, the most these cores give to any TensorFlow op."""
+    a, b = (tf.constant(np.random.default_rng(seed).standard_normal((size, size), dtype=np.float32))
+            for seed in (0, 1))
+    matmul = tf.function(tf.matmul)
+    matmul(a, b).numpy()
+    rates = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for _ in range(5):
+            product = matmul(a, b)
+        product.numpy()
+        rates.append(5 * 2 * size ** 3 / (time.perf_counter() - started) / 1e9)
+    return float(np.median(rates))
+
+
+def roofline_lines(layout, model_only_rates, peak_gflops):
+    """What the measured model-only training (images/s by precision) and the target take of the
+    machine's matmul rate."""
+    mflop = training_mflop_per_image(layout)
+    lines = [f"  roofline  a training step is {mflop:.2f} MFLOP an image (batch {ROOFLINE_BATCH}); float32 matmul "
+             f"here: {peak_gflops:.0f} GFLOP/s"]
+    for precision, rate in model_only_rates.items():
+        lines.append(f"  roofline  {precision:14s} {rate:,.0f} images/s = {rate * mflop / 1e3:.0f} GFLOP/s, "
+                     f"{rate * mflop / 1e3 / peak_gflops:.0%} of it")
+    need = TARGET_IMAGES_PER_SECOND * mflop / 1e3
+    lines.append(f"  roofline  {TARGET_IMAGES_PER_SECOND:,} images/s would take {need:.0f} GFLOP/s, "
+                 f"{need / peak_gflops:.0%} of it")
+    return lines
 
 
 def runtimes(layout):
@@ -130,6 +182,7 @@ def main(argv=None):
           f"(TF_ENABLE_ONEDNN_OPTS), threads {args.threads or 'default'}, "
           f"load average {os.getloadavg()[0]:.1f} at start; "
           f"median (min-max) of {args.runs} runs")
+    peak_gflops = None if args.skip_training else matmul_gflops()
     for layout in args.layouts:
         print(f"\n{layout} layout")
         precisions = list(dict.fromkeys(training_precision(p) for p in args.precisions))
@@ -140,6 +193,10 @@ def main(argv=None):
                 for precision, (rates, cpu_rates) in measured.items():
                     print(f"  train  batch {batch_size:3d}  {what:28s} {precision:14s} {spread(rates)} images/s;  "
                           f"{np.median(cpu_rates):,.0f} per CPU-second", flush=True)
+                if batch_size == ROOFLINE_BATCH and not pipeline:
+                    model_only = {precision: float(np.median(rates)) for precision, (rates, _) in measured.items()}
+        if not args.skip_training:
+            print("\n".join(roofline_lines(layout, model_only, peak_gflops)), flush=True)
         for runtime, (prepare, call) in runtimes(layout).items():
             latencies, rates = inference(prepare, call, args.runs)
             print(f"  infer  batch   1  {runtime:28s} p50 {spread([p50 for p50, _ in latencies], '{:.2f}')} ms   "
