@@ -9,7 +9,9 @@ Bad input follows the rules for files, plus what only archives can carry: a memb
 path, a `..` component, or one that is a link (symlink or hard link), a device or a FIFO is refused
 with its name; a member larger than `max_member_bytes` is refused before it is read (a zip can
 claim a small size and hold more: reading stops at the limit, and the member is refused then);
-an archive inside an archive is listed, not read. The standard library's zipfile and tarfile do
+an archive inside an archive is listed, not read. A tar must end with its end-of-archive marker
+(a block of zeros): one cut short at a member boundary, which tarfile itself takes for a complete
+tar, is refused as truncated rather than read in part. The standard library's zipfile and tarfile do
 the reading; tarfile is opened in streaming mode ("r|*"), which reads a compressed tar front to
 back without seeking, so a .tar.gz member costs a pass over the archive: the executor reads all of
 a tar's members in one pass (members_in_order).
@@ -93,6 +95,44 @@ def _add(folders: Dict[str, List[Member]], name: str, is_dir: bool, size: int, c
         parent = grand
 
 
+class _EndCheckedTarInfo(tarfile.TarInfo):
+    """A TarInfo that notes on the TarFile reading it how its last header read went.
+
+    tarfile takes a tar that stops right after a member (no end-of-archive marker), or at a block
+    that is no header, for a complete one: a .tar cut at a member boundary would be listed, and
+    ingested, in part without a word. A tar ends with zero blocks (POSIX: two, then padding to
+    the record; one is accepted here); tarfile reads the block after the last member to find
+    them, so this costs no read of its own, for compressed tars too.
+    """
+
+    @classmethod
+    def fromtarfile(cls, tarfile_):
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.EOFHeaderError:
+            tarfile_.end_problem = None  # a block of zeros: the end-of-archive marker
+            raise
+        except tarfile.EmptyHeaderError:
+            tarfile_.end_problem = ("truncated", "the file ends there")
+            raise
+        except tarfile.TruncatedHeaderError:
+            tarfile_.end_problem = ("truncated", "the file ends inside the block that should hold it")
+            raise
+        except tarfile.InvalidHeaderError:
+            tarfile_.end_problem = ("corrupt", "the block there is neither a member's header nor zeros")
+            raise
+
+
+def _check_tar_end(archive: tarfile.TarFile, members: int) -> None:
+    """ArchiveError unless the listing pass that just ended stopped at the end-of-archive marker."""
+    problem = getattr(archive, "end_problem", ("truncated", "no block after the last member was read"))
+    if problem is not None:
+        kind, why = problem
+        raise ArchiveError(f"cannot read the archive ({kind} tar: no end-of-archive marker after its {members:,} "
+                           f"member(s), at byte {archive.offset:,} of the tar: {why}); the download or copy was "
+                           "probably cut short, and only part of the dataset is in it: fetch or copy it again")
+
+
 def index_archive(path: str, open_binary) -> ArchiveIndex:
     """Lists an archive's members (for a tar: one streaming pass). ArchiveError if unreadable."""
     folders: Dict[str, List[Member]] = {"": []}
@@ -121,7 +161,7 @@ def index_archive(path: str, open_binary) -> ArchiveIndex:
                         _add(folders, info.filename, info.is_dir(), info.file_size, content)
             else:
                 kind = "tar"
-                with tarfile.open(fileobj=raw, mode="r|*") as archive:
+                with tarfile.open(fileobj=raw, mode="r|*", tarinfo=_EndCheckedTarInfo) as archive:
                     for info in archive:
                         count += 1
                         if count > MAX_MEMBERS:
@@ -138,6 +178,7 @@ def index_archive(path: str, open_binary) -> ArchiveIndex:
                         if info.isfile() and info.size <= SMALL_MEMBER_BYTES and info.name.lower().endswith(".txt"):
                             content = archive.extractfile(info).read()
                         _add(folders, info.name, info.isdir(), info.size, content)
+                    _check_tar_end(archive, count)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as error:
         if isinstance(error, ArchiveError):
             raise

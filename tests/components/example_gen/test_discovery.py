@@ -1,9 +1,11 @@
 """Data roots as downloads come: datasets found by what they hold at any depth, archives read in
 place, the original CK+ layout, and archive members that must not be read refused by name."""
 import collections
+import gzip
 import io
 import os
 import shutil
+import subprocess
 import tarfile
 import zipfile
 
@@ -183,6 +185,104 @@ def test_a_member_over_the_byte_budget_is_refused_before_it_is_read(data_root, i
     assert reject["file"].endswith("CK+48.zip!/CK+48/happy/S002_001_00000001.png") and big
     assert f"is {size:,} bytes, over {size - 1:,}" in reject["defect"]
     assert _count(run) == 1
+
+
+def _ckplus48_tar(downloads, path, writer="tarfile"):
+    """CK+48 as a .tar (written by Python's tarfile, or by GNU tar when it is there); its bytes and
+    the offsets of its members' headers."""
+    folder = downloads[1]["ckplus"]["path"]
+    if writer == "GNU tar":
+        if shutil.which("tar") is None:
+            pytest.skip("no tar command here")
+        subprocess.run(["tar", "cf", path, "-C", os.path.dirname(folder), os.path.basename(folder)], check=True)
+    else:
+        with tarfile.open(path, "w") as t:
+            t.add(folder, arcname=os.path.basename(folder))
+    with tarfile.open(path) as t:
+        headers = [m.offset for m in t.getmembers()]
+        end = t.offset  # where the last member's data ends and the end-of-archive marker starts
+    with open(path, "rb") as f:
+        return f.read(), headers, end
+
+
+def _ckplus48_images(downloads):
+    return downloads[1]["ckplus"]["images"] - downloads[1]["ckplus"]["by_class"].get("contempt", 0)
+
+
+@pytest.mark.parametrize("writer", ["tarfile", "GNU tar"])
+def test_a_complete_tar_is_read_whole(downloads, ingest, tmp_path, writer):
+    data_root = tmp_path / "data"
+    data_root.mkdir()
+    data, _, end = _ckplus48_tar(downloads, str(data_root / "CK+48.tar"), writer)
+    assert len(data) % 10240 == 0 and len(data) - end >= 1024 and not data[end:].strip(b"\0")  # record-padded
+    run = ingest(str(data_root))
+    assert _count(run) == _ckplus48_images(downloads) > 0
+
+
+@pytest.mark.parametrize("ending, complete", [
+    ("two zero blocks, padded to a 10240-byte record", True),  # POSIX, as GNU tar and tarfile write it
+    ("two zero blocks", True),
+    ("one zero block", True),                                   # short of POSIX, but nothing is missing
+    ("cut at a member's header", False),                        # what tarfile alone takes for a complete tar
+    ("cut inside a member's header", False),
+    ("cut after the last member's data", False),
+    ("a block that is neither a header nor zeros", False),
+])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_tar_is_listed_only_when_it_ends_with_its_end_of_archive_marker(downloads, tmp_path, ending, complete,
+                                                                            compressed):
+    from components.example_gen import archives  # pylint: disable=import-outside-toplevel
+
+    data, headers, end = _ckplus48_tar(downloads, str(tmp_path / "CK+48.tar"))
+    members, cut = len(headers), headers[len(headers) * 6 // 10]
+    data = {
+        "two zero blocks, padded to a 10240-byte record": data,
+        "two zero blocks": data[:end + 1024],
+        "one zero block": data[:end + 512],
+        "cut at a member's header": data[:cut],
+        "cut inside a member's header": data[:cut + 100],
+        "cut after the last member's data": data[:end],
+        "a block that is neither a header nor zeros": data[:cut] + b"\x01" * 512 + data[cut + 512:],
+    }[ending]
+    name = "CK+48.tar.gz" if compressed else "CK+48.tar"
+    blob = gzip.compress(data) if compressed else data
+
+    def open_binary(path):
+        return io.BytesIO(blob)
+
+    if complete:
+        index = archives.index_archive(name, open_binary)
+        assert sum(len(m) for m in index.folders.values()) == members
+        return
+    with pytest.raises(archives.ArchiveError) as refused:
+        archives.index_archive(name, open_binary)
+    kind = "corrupt" if ending.startswith("a block") else "truncated"
+    listed = members if ending == "cut after the last member's data" else headers.index(cut)
+    assert str(refused.value).startswith(f"cannot read the archive ({kind} tar: no end-of-archive marker after its "
+                                         f"{listed} member(s), at byte ")
+
+
+@pytest.mark.parametrize("archive", ["CK+48.tar", "CK+48.tar.gz"])
+def test_a_tar_cut_at_a_member_boundary_is_refused_naming_the_archive_not_read_in_part(downloads, ingest, tmp_path,
+                                                                                         archive):
+    """`tar cf CK+48.tar CK+48`, then the copy stops at a member's header 60% in: tarfile lists the
+    first 60% as if they were all, and ingestion took them without a word."""
+    root, datasets = downloads
+    data_root = tmp_path / "data"
+    data_root.mkdir()
+    data, headers, _ = _ckplus48_tar(downloads, str(tmp_path / "CK+48.tar"))
+    data = data[:headers[len(headers) * 6 // 10]]
+    (data_root / archive).write_bytes(gzip.compress(data) if archive.endswith(".gz") else data)
+    with pytest.raises(IngestError) as failure:
+        ingest(str(data_root))
+    assert (f"1 bad record(s), over the bad-record budget of 0:\n  {data_root / archive}: cannot read the archive "
+            "(truncated tar: no end-of-archive marker after its ") in str(failure.value)
+    _copy(datasets["jaffe"]["path"], data_root / "jaffe")  # something else to ingest beside it
+    run = ingest(str(data_root), bad_record_budget=1)
+    [reject] = run.quarantine()
+    assert reject["file"] == str(data_root / archive) and "truncated tar" in reject["defect"]
+    assert _count(run) == datasets["jaffe"]["images"]
+    assert not [e for split in SPLITS for e in run.examples[split] if e[IMAGE_ID].startswith(archive)]
 
 
 def test_the_original_ckplus_layout_gives_its_peak_frames_by_subject(downloads, ingest):
