@@ -9,15 +9,17 @@ Reject (a defect found by listing), or the list of unrecognised entries that rep
 is skipped silently. Symlinks are followed only while they stay inside the root.
 """
 import collections
+import csv
 import dataclasses
 import os
 import posixpath
-from typing import Counter, Dict, List, Tuple
+import re
+from typing import Counter, Dict, List, Set, Tuple
 
 from components.example_gen import archives, files
-from components.example_gen.fer2013_csv import (FERPLUS, LAYOUT_BY_FILE_NAME, UNLABELLED, USAGE_SPLIT, CsvTask,
-                                                identify_csv, read_header)
-from components.example_gen.image_folders import DESCRIPTION, LISTERS, ImageTask, layout_of
+from components.example_gen.fer2013_csv import (FER2013_FILE_NAMES, FERPLUS, LABELLED, LAYOUT_BY_FILE_NAME,
+                                                UNLABELLED, USAGE_SPLIT, CsvTask, identify_csv, read_header)
+from components.example_gen.image_folders import DESCRIPTION, LISTERS, ImageTask, dataset_children, layout_of
 from components.example_gen.options import CONTEMPT_EXCLUDED, IngestOptions
 from components.example_gen.records import IngestError, Reject
 from components.example_gen.subject_split import assign_subjects
@@ -25,6 +27,12 @@ from contract.data import SYNTHETIC_MARKER
 
 
 MAX_DEPTH = 8  # folders (and archive levels) below the data root that are searched for datasets
+
+# What operating systems leave in folders and in the archives made from them: macOS's __MACOSX/
+# copies of every file's resource fork ("._name", which would otherwise look like a second copy of
+# each dataset), Finder and Explorer caches. Named in the report as such, never searched or read.
+OS_METADATA = re.compile(r"^(__MACOSX|\._.*|\.DS_Store|Thumbs\.db|desktop\.ini|\.Spotlight-V100|\.Trashes|"
+                         r"\.fseventsd|\.TemporaryItems)$", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +56,10 @@ class DataRootWalker:
         self._real_root = os.path.realpath(root) if self._local else None
         self._visited_dirs = {self._real_root}
         self._archives: Dict[str, archives.ArchiveIndex] = {}
+        self._peeked: Dict[str, List[Entry]] = {}
+        # Children of dataset folders that hold other data (a fer2013.csv beside CK+'s folders): the
+        # listers leave them alone and plan_ingestion reads them as it reads any folder.
+        self.elsewhere: Set[str] = set()
 
     def relpath(self, path: str) -> str:
         if self._local and archives.SEPARATOR not in path:
@@ -78,17 +90,25 @@ class DataRootWalker:
             return f.read(archives.SMALL_MEMBER_BYTES + 1)
 
     def peek(self, folder: str) -> List[Entry]:
-        """A folder's children without recording anything (to recognise what a folder holds)."""
-        return self.children(folder, record=False)
+        """A folder's children without recording anything (to recognise what a folder holds); each
+        folder is listed once however often its content is looked at."""
+        if folder not in self._peeked:
+            self._peeked[folder] = self.children(folder, record=False)
+        return self._peeked[folder]
+
+    def identity(self, path: str) -> str:
+        """What a path is on disk (a symlink's target), to search each folder once."""
+        return os.path.realpath(path) if self._local and archives.SEPARATOR not in path else path
 
     def children(self, folder: str, source: str = "data root", record: bool = True) -> List[Entry]:
         archive, member = archives.split_path(folder)
         if member is not None or folder in self._archives or (
                 archives.is_archive(folder) and not (self._local and os.path.isdir(folder))):
-            return self._archive_children(archive, member or "")
+            return self._archive_children(archive, member or "", record)
         if not self._local:
             return [Entry(name, os.path.join(folder, name), is_dir or archives.is_archive(name))
-                    for name, is_dir in files.list_dir(folder)]
+                    for name, is_dir in files.list_dir(folder)
+                    if not self._is_metadata(name, os.path.join(folder, name), record)]
         entries = []
         try:
             with os.scandir(folder) as scan:
@@ -98,6 +118,8 @@ class DataRootWalker:
                 self.reject(source, folder, f"cannot list the folder: {error.strerror}")
             return []
         for item in found:
+            if self._is_metadata(item.name, item.path, record):
+                continue
             if item.is_symlink():
                 target = os.path.realpath(item.path)
                 if os.path.commonpath([target, self._real_root]) != self._real_root:
@@ -123,7 +145,7 @@ class DataRootWalker:
             entries.append(Entry(item.name, item.path, is_dir or archives.is_archive(item.name)))
         return entries
 
-    def _archive_children(self, archive: str, member_folder: str) -> List[Entry]:
+    def _archive_children(self, archive: str, member_folder: str, record: bool = True) -> List[Entry]:
         index = self._archives.get(archive)
         if index is None:
             try:
@@ -138,11 +160,22 @@ class DataRootWalker:
         for member in sorted(index.children(member_folder), key=lambda m: m.name):
             path = archives.member_path(archive, member.name)
             base = posixpath.basename(member.name)
+            if self._is_metadata(base, path, record):
+                continue
             if not member.is_dir and archives.is_archive(base):
-                self.unrecognised(path, "an archive inside an archive: not read")
+                if record:
+                    self.unrecognised(path, "an archive inside an archive: not read")
                 continue
             entries.append(Entry(base, path, member.is_dir))
         return entries
+
+    def _is_metadata(self, name: str, path: str, record: bool) -> bool:
+        """OS_METADATA, named as such (when recording)."""
+        if not OS_METADATA.match(name):
+            return False
+        if record:
+            self.unrecognised(path, "operating-system metadata, not data")
+        return True
 
 
 @dataclasses.dataclass
@@ -171,14 +204,21 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
     datasets: List[str] = []
     synthetic: List[str] = []
 
+    searched = set()
+    beside: Dict[str, List[Entry]] = {}  # dataset folder -> its children that hold other data
+
     def find(folder: str, name: str, depth: int) -> Dict[str, str]:
         """{folder: layout} of the datasets in or below a folder, from listings alone (nothing is
         recorded): by content first; a folder whose own name says "CK+48", "jaffe..." or "ferg..."
         counts only when nothing below it does (so jaffe/jaffe/ finds the inner one, and a
-        misnamed image in a CK+48/ folder is reported, not ignored)."""
+        misnamed image in a CK+48/ folder is reported, not ignored). Each folder is searched once
+        (symlinks that lead back up cost nothing)."""
+        if walker.identity(folder) in searched:
+            return {}
+        searched.add(walker.identity(folder))
         layout = layout_of(walker, folder, name, allow_name_hint=False)
         if layout:
-            return {folder: layout}
+            return {folder: layout, **find_beside(folder, layout, depth)}
         below: Dict[str, str] = {}
         if depth < MAX_DEPTH:
             for entry in walker.peek(folder):
@@ -188,6 +228,21 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
             return below
         layout = layout_of(walker, folder, name, allow_name_hint=True)
         return {folder: layout} if layout else {}
+
+    def find_beside(folder: str, layout: str, depth: int) -> Dict[str, str]:
+        """Datasets among a dataset folder's other children (CSVs, folders holding a dataset)."""
+        own, found, handed = set(dataset_children(walker, layout, folder)), {}, []
+        for entry in walker.peek(folder):
+            if not entry.is_dir and entry.name.lower().endswith(".csv"):
+                handed.append(entry)
+            elif entry.is_dir and entry.path not in own and depth < MAX_DEPTH:
+                below = find(entry.path, entry.name, depth + 1)
+                if below:
+                    found.update(below)
+                    handed.append(entry)
+        beside[folder] = handed
+        walker.elsewhere.update(entry.path for entry in handed)
+        return found
 
     dataset_folders = find(walker.root, os.path.basename(walker.root), 0)
 
@@ -199,8 +254,12 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
             image_files.extend(found)
             where = walker.relpath(folder)
             datasets.append(f"{'.' if where == '.' else where}/: {DESCRIPTION[layout]} ({len(found)} images)")
-            return
-        for entry in walker.children(folder):
+            read(beside.get(folder, ()), depth)
+        else:
+            read(walker.children(folder), depth)
+
+    def read(entries: List[Entry], depth: int) -> None:
+        for entry in entries:
             if entry.is_dir:
                 if depth >= MAX_DEPTH:
                     walker.unrecognised(entry.path, f"more than {MAX_DEPTH} levels below the data root: not searched")
@@ -219,8 +278,6 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
             raise IngestError(f"{data_root} holds {DESCRIPTION[layout]} twice: "
                               + " and ".join(walker.relpath(f) for f in folders)
                               + ". Keep one copy under the data root, or point the data root at one of them.")
-    for entry, layout in csv_files:
-        datasets.append(f"{walker.relpath(entry.path)}: {layout.description}")
     notes: List[str] = list(walker.notes)
     csv_tasks = _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes)
     excluded: Counter = walker.excluded
@@ -238,12 +295,19 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
 
 
 def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files) -> None:
+    known_name = entry.name.lower() in LAYOUT_BY_FILE_NAME
     try:
         header = read_header(entry.path)
     except OSError as error:
         walker.reject("fer2013", entry.path, f"cannot read the file: {error}")
         return
-    known_name = entry.name.lower() in LAYOUT_BY_FILE_NAME
+    except csv.Error as error:  # NUL bytes (UTF-16, a binary file named .csv), a stray carriage return
+        if known_name:
+            walker.reject("fer2013", entry.path, f"not a readable CSV on its first line ({error}); FER2013's "
+                                                 "CSVs are UTF-8 or ASCII text")
+        else:
+            walker.unrecognised(entry.path, f"not a readable CSV ({error})")
+        return
     if not header:
         if known_name:
             walker.reject("fer2013", entry.path, "empty file: no header, no rows")
@@ -251,11 +315,14 @@ def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files
             walker.unrecognised(entry.path, "empty CSV")
         return
     layout, missing = identify_csv(entry.name, header)
+    shown = ",".join(c.strip() for c in header)[:80]
     if layout is None:
-        walker.unrecognised(entry.path, f"CSV with columns {','.join(c.strip() for c in header)[:80]}")
+        walker.unrecognised(entry.path, f"CSV with columns {shown}")
+    elif missing and len(missing) == len(layout.columns) and header[0].strip().lstrip("\ufeff").isdigit():
+        walker.reject("fer2013", entry.path, f"no header line: the first line is a row ({shown[:40]}...); "
+                                             f"{entry.name} starts with the header {','.join(layout.columns)}")
     elif missing:
-        walker.reject("fer2013", entry.path, f"missing column(s) {', '.join(missing)}: the header has "
-                                             f"{','.join(c.strip() for c in header)[:80]}")
+        walker.reject("fer2013", entry.path, f"missing column(s) {', '.join(missing)}: the header has {shown}")
     elif layout is FERPLUS:
         ferplus_files.append(entry)
     else:
@@ -263,7 +330,26 @@ def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files
 
 
 def _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes) -> List[CsvTask]:
-    """One task per CSV; with use_ferplus_labels each fer2013new.csv relabels the file beside it."""
+    """One task per CSV; with use_ferplus_labels each fer2013new.csv relabels the file beside it.
+
+    FER2013 comes whole (fer2013.csv, or icml_face_data.csv in Kaggle's competition download) and in
+    parts (Kaggle's train.csv: the Training rows): two whole copies are an error, and a train.csv
+    beside a whole copy (as in the competition download) is counted and left out, so that no face
+    is ingested twice (or lands in train through one file and in test through the other).
+    """
+    whole = [e for e, layout in csv_files if layout is USAGE_SPLIT and e.name.lower() in FER2013_FILE_NAMES]
+    if len(whole) > 1:
+        raise IngestError(f"{walker.root} holds FER2013 twice: {' and '.join(walker.relpath(e.path) for e in whole)} "
+                          "(fer2013.csv and icml_face_data.csv are the same 35,887 faces; a fer2013.tar.gz and the "
+                          "folder unpacked from it are two copies). Keep one copy under the data root.")
+    beside_whole = {posixpath.dirname(e.path): e for e in whole}
+    excluded = {e.path: f"Kaggle's train.csv, FER2013's Training rows again (ingested from "
+                        f"{walker.relpath(beside_whole[posixpath.dirname(e.path)].path)})"
+                for e, layout in csv_files
+                if layout is LABELLED and e.name.lower() == "train.csv" and posixpath.dirname(e.path) in beside_whole}
+    for entry, layout in csv_files:
+        datasets.append(f"{walker.relpath(entry.path)}: "
+                        + (f"left out: {excluded[entry.path]}" if entry.path in excluded else layout.description))
     ferplus_for: Dict[str, str] = {}
     for ferplus in ferplus_files:
         folder = os.path.dirname(ferplus.path)
@@ -280,15 +366,15 @@ def _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes) -> Li
                             f"{walker.relpath(partners[0].path)}")
     if options.use_ferplus_labels and not ferplus_files:
         raise IngestError(f"use_ferplus_labels is set but there is no fer2013new.csv under {walker.root}")
-    labelled = [e for e, layout in csv_files if layout is not UNLABELLED]
+    labelled = [e for e, layout in csv_files if layout is not UNLABELLED and e.path not in excluded]
     if len(labelled) > 1:
         notes.append(f"{', '.join(walker.relpath(e.path) for e in labelled)} were all ingested: if they are versions "
-                     "of one dataset (as fer2013.csv, icml_face_data.csv and Kaggle's train.csv are), each face "
-                     "appears more than once; keep one")
+                     "of one dataset, each face appears more than once; keep one")
     for entry, layout in csv_files:
         if options.use_ferplus_labels and layout is USAGE_SPLIT and entry.path not in ferplus_for:
             notes.append(f"{walker.relpath(entry.path)} keeps its FER2013 labels (no fer2013new.csv beside it)")
-    return [CsvTask(entry.path, walker.relpath(entry.path), layout.name, ferplus_for.get(entry.path))
+    return [CsvTask(entry.path, walker.relpath(entry.path), layout.name, ferplus_for.get(entry.path),
+                    excluded.get(entry.path))
             for entry, layout in csv_files]
 
 

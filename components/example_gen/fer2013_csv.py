@@ -49,6 +49,8 @@ FERPLUS = CsvLayout("ferplus", ("Usage", "Image name") + FERPLUS_VOTES,
 LAYOUTS = (FERPLUS, USAGE_SPLIT, LABELLED, UNLABELLED)  # most specific first
 LAYOUT_BY_FILE_NAME = {"fer2013.csv": USAGE_SPLIT, "icml_face_data.csv": USAGE_SPLIT,
                        "train.csv": LABELLED, "test.csv": UNLABELLED, "fer2013new.csv": FERPLUS}
+FER2013_FILE_NAMES = ("fer2013.csv", "icml_face_data.csv")  # the whole dataset, each (same faces, same order)
+GENERIC_FILE_NAMES = ("train.csv", "test.csv")  # other datasets' files too: ours only by their header
 _BATCH_ROWS = 256
 
 
@@ -59,14 +61,16 @@ def _key(column: str) -> str:
 def read_header(path: str) -> Optional[List[str]]:
     """The header's column names, or None for an empty file."""
     with files.open_binary(path) as f:
-        return next(csv.reader(_Lines(f)), None)
+        return next(_csv_rows(_Lines(f)), None)
 
 
 def identify_csv(file_name: str, header: Sequence[str]) -> Tuple[Optional[CsvLayout], Tuple[str, ...]]:
     """(layout, missing columns) of a CSV, from its name and header; (None, ()) if not ours.
 
     A known file name sets what the header must hold (fer2013.csv without Usage is an error, not
-    a Kaggle train.csv); any other name is recognised by its header alone.
+    a Kaggle train.csv; a fer2013.csv whose header has none of its columns is an error too, never
+    skipped, where a train.csv or test.csv like that is someone else's); any other name is
+    recognised by its header alone.
     """
     have = {_key(c) for c in header}
 
@@ -79,9 +83,9 @@ def identify_csv(file_name: str, header: Sequence[str]) -> Tuple[Optional[CsvLay
         return by_header, ()
     if by_header is not None and set(expected.columns) <= set(by_header.columns):
         return by_header, ()
-    if len(missing(expected)) < len(expected.columns):  # meant to be this format, but incomplete
-        return expected, missing(expected)
-    return None, ()
+    if len(missing(expected)) < len(expected.columns) or file_name.lower() not in GENERIC_FILE_NAMES:
+        return expected, missing(expected)  # meant to be this format, but incomplete (or no header at all)
+    return None, ()  # someone else's train.csv
 
 
 def ferplus_majority(votes: Sequence[int]) -> Optional[str]:
@@ -155,22 +159,56 @@ def _parse_pixel_batch(texts: List[str]) -> Optional[np.ndarray]:
     return flat.to_numpy().reshape(len(texts), NUM_PIXELS)
 
 
+MAX_LINE_BYTES = 1 << 20  # a FER2013 row is under 10 KB; a longer line is not one (and is never held whole)
+
+
+class CsvSyntaxError(csv.Error):
+    """The csv module cannot go on reading a file (it cannot resync after this): at `line`."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+
+
 class _Lines:
     """A binary file's lines as text, remembering whether the latest one ended with a newline.
 
-    Undecodable bytes become U+FFFD, so they surface as a defect of their own row.
+    Undecodable bytes become U+FFFD, so they surface as a defect of their own row. A line over
+    MAX_LINE_BYTES stops the file (CsvSyntaxError) before more than that is read into memory: a
+    download's CSV is untrusted input, and one without line breaks would otherwise be held whole.
     """
 
     def __init__(self, binary_file):
         self._file = binary_file
         self.newline_at_end = True
+        self.lines_read = 0
 
     def __iter__(self) -> Iterator[str]:
         encoding = "utf-8-sig"  # drops a byte-order mark at the very start only
-        for raw in self._file:
+        while True:
+            raw = self._file.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            self.lines_read += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise CsvSyntaxError(self.lines_read, f"longer than {MAX_LINE_BYTES:,} bytes, where a FER2013 "
+                                                      "row is under 10 KB: not a FER2013 CSV, or a file without "
+                                                      "line breaks")
             self.newline_at_end = raw.endswith(b"\n")
             yield raw.decode(encoding, errors="replace")
             encoding = "utf-8"
+
+
+def _csv_rows(lines: _Lines) -> Iterator[List[str]]:
+    """csv.reader over the lines, its errors raised as CsvSyntaxError naming the line."""
+    reader = csv.reader(lines)
+    try:
+        yield from reader
+    except CsvSyntaxError:
+        raise
+    except csv.Error as error:
+        hint = (" (an unclosed quote makes the rest of the file one field)" if "field limit" in str(error) else "")
+        raise CsvSyntaxError(lines.lines_read, f"{error}{hint}") from error
 
 
 _TRUNCATED = "truncated last line (the file ends without a newline): "
@@ -193,14 +231,14 @@ class _Rows:
 
     def __init__(self, binary_file):
         self._lines = _Lines(binary_file)
-        self._reader = csv.reader(self._lines)
+        self._reader = _csv_rows(self._lines)
         self.header = [_key(c) for c in next(self._reader, [])]
         self.columns = {name: i for i, name in enumerate(self.header)}
 
     def __iter__(self) -> Iterator[_Row]:
-        previous = self._reader.line_num
+        previous = self._lines.lines_read
         for fields in self._reader:
-            first, previous = previous + 1, self._reader.line_num
+            first, previous = previous + 1, self._lines.lines_read
             if not fields:
                 continue
             note = f"lines {first}-{previous} read as one record (an unclosed quote?): " if previous > first else ""
@@ -242,6 +280,7 @@ class CsvTask:
     name: str                  # relative to the data root: image ids use it
     layout: str                # a CsvLayout name
     ferplus_path: Optional[str] = None  # relabel from this fer2013new.csv (same rows, same order)
+    excluded: Optional[str] = None      # why its rows are left out (counted, never ingested)
 
 
 class ReadCsvFile(beam.DoFn):
@@ -253,20 +292,20 @@ class ReadCsvFile(beam.DoFn):
 
     def process(self, task: CsvTask):
         try:
-            if task.layout == UNLABELLED.name:
-                yield from self._count_unlabelled(task)
+            if task.excluded or task.layout == UNLABELLED.name:
+                yield from self._count_excluded(task)
             else:
                 yield from self._read_labelled(task)
-        except csv.Error as error:  # e.g. a field over the csv module's size limit: cannot resync
-            yield from _rejected(task.path, None, f"CSV syntax error ({error}); the rest of the file was not read",
-                                 fatal=True)
+        except CsvSyntaxError as error:  # e.g. a field over the csv module's size limit: cannot resync
+            yield from _rejected(task.path, error.line, f"CSV syntax error ({error}); the rest of the file was not "
+                                                        "read", fatal=True)
         except OSError as error:
             yield from _rejected(task.path, None, f"cannot read the file: {error}", fatal=True)
 
-    def _count_unlabelled(self, task: CsvTask):
+    def _count_excluded(self, task: CsvTask):
         with files.open_binary(task.path) as f:
             rows = sum(1 for _ in _Rows(f))
-        reason = f"{task.name}: unlabelled (no emotion column), not ingested"
+        reason = f"{task.name}: {task.excluded or 'unlabelled (no emotion column)'}, not ingested"
         yield beam.pvalue.TaggedOutput("tally", collections.Counter({("excluded", SOURCE, reason): rows}))
 
     def _read_labelled(self, task: CsvTask):

@@ -66,9 +66,8 @@ def layout_of(walker, folder: str, name: str, allow_name_hint: bool) -> Optional
     """The layout a folder holds, by its content (a look at two levels); by its name as a last
     resort (allow_name_hint: nothing below it was recognised)."""
     children = walker.peek(folder)
-    by_name = {c.name.lower(): c for c in children}
-    if by_name.get("cohn-kanade-images", None) and by_name["cohn-kanade-images"].is_dir \
-            and by_name.get("emotion") and by_name["emotion"].is_dir:
+    parts = ckplus_parts(walker, folder)
+    if len(parts.get(CKPLUS_IMAGES, ())) == 1 and len(parts.get(CKPLUS_LABELS, ())) == 1:
         return CKPLUS_ORIGINAL
     if any(not c.is_dir and JAFFE_NAME.match(c.name) for c in children):
         return JAFFE
@@ -76,12 +75,54 @@ def layout_of(walker, folder: str, name: str, allow_name_hint: bool) -> Optional
     for folder_entry in emotion_folders[:3]:
         if any(not g.is_dir and CKPLUS_SUBJECT.match(g.name) for g in walker.peek(folder_entry.path)):
             return CKPLUS48
-    for character in [c for c in children if c.is_dir][:8]:
-        prefix = character.name.lower() + "_"
-        if any(g.is_dir and g.name.lower().startswith(prefix) and g.name.lower()[len(prefix):] in FERG_EXPRESSIONS
-               for g in walker.peek(character.path)):
-            return FERG
+    if any(_is_ferg_character(walker, c) for c in [c for c in children if c.is_dir][:8]):
+        return FERG
     return _name_hint(name) if allow_name_hint else None
+
+
+def _is_ferg_character(walker, entry) -> bool:
+    """A FERG character folder: it holds <character>_<expression> folders."""
+    prefix = entry.name.lower() + "_"
+    return entry.is_dir and any(g.is_dir and g.name.lower().startswith(prefix)
+                                and g.name.lower()[len(prefix):] in FERG_EXPRESSIONS for g in walker.peek(entry.path))
+
+
+CKPLUS_IMAGES, CKPLUS_LABELS = "cohn-kanade-images", "emotion"
+CKPLUS_UNUSED = ("landmarks", "facs")  # shipped with CK+, not read
+_CKPLUS_PARTS = (CKPLUS_IMAGES, CKPLUS_LABELS) + CKPLUS_UNUSED
+
+
+def ckplus_parts(walker, folder: str) -> Dict[str, List[tuple]]:
+    """{part: [(its folder, the child of `folder` holding it)]} for CK+'s cohn-kanade-images, Emotion,
+    Landmarks and FACS folders: side by side in `folder` (the holder is the part itself), or each one
+    level down in a folder or archive of its own, as CK+ is shipped (extended-cohn-kanade-images.zip,
+    Emotion_labels.zip, FACS_labels.zip, Landmarks.zip side by side, or unpacked into folders of
+    those names). A child holding both images and labels is a CK+ folder of its own, not a part."""
+    parts = collections.defaultdict(list)
+    for child in walker.peek(folder):
+        if not child.is_dir:
+            continue
+        if child.name.lower() in _CKPLUS_PARTS:
+            parts[child.name.lower()].append((child, child))
+            continue
+        inside = [g for g in walker.peek(child.path) if g.is_dir and g.name.lower() in _CKPLUS_PARTS]
+        if not {CKPLUS_IMAGES, CKPLUS_LABELS} <= {g.name.lower() for g in inside}:
+            for part in inside:
+                parts[part.name.lower()].append((part, child))
+    return parts
+
+
+def dataset_children(walker, layout: str, folder: str) -> List[str]:
+    """The paths of a dataset folder's children that make up its dataset; the others may hold data
+    of their own (plan_ingestion searches them: a fer2013.csv beside CK+'s folders is read too)."""
+    children = walker.peek(folder)
+    if layout == CKPLUS_ORIGINAL:
+        return [holder.path for found in ckplus_parts(walker, folder).values() for _, holder in found]
+    if layout == CKPLUS48:
+        return [c.path for c in children if c.is_dir and c.name.lower() in CKPLUS_FOLDERS]
+    if layout == FERG:
+        return [c.path for c in children if _is_ferg_character(walker, c)]
+    return [c.path for c in children if not c.is_dir]  # JAFFE: the images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +164,10 @@ class ImageFilesTask:
 
 def _folders_in(walker, folder: str, source: str, what: str):
     """The subfolders of a dataset folder (`what` they are, for the message); a file there is named
-    as unrecognised."""
+    as unrecognised. What holds other data (walker.elsewhere) is left to plan_ingestion."""
     for entry in walker.children(folder, source):
+        if entry.path in walker.elsewhere:
+            continue
         if entry.is_dir:
             yield entry
         else:
@@ -134,6 +177,8 @@ def _folders_in(walker, folder: str, source: str, what: str):
 def _images_in(walker, folder: str, source: str):
     """The files of a class folder; anything else there is named as unrecognised."""
     for entry in walker.children(folder, source):
+        if entry.path in walker.elsewhere:
+            continue
         if entry.is_dir:
             walker.unrecognised(entry.path, f"folder inside a {source} image folder")
         elif _NOT_IMAGES.match(entry.name):
@@ -197,13 +242,22 @@ def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
     `ckplus_first_frame_neutral` the sequence's first frame counts as neutral too. Sequences without
     a label file are counted and left out (CK+ labels 327 of its 593 sequences).
     """
-    children = {c.name.lower(): c for c in walker.children(root, "ckplus")}
-    images, emotion = children["cohn-kanade-images"], children["emotion"]
-    for name, entry in children.items():
-        if name == "landmarks":
-            walker.note(f"{walker.relpath(entry.path)}/: CK+ landmarks, not used")
-        elif name not in ("cohn-kanade-images", "emotion"):
+    parts = ckplus_parts(walker, root)
+    (images, _), = parts[CKPLUS_IMAGES]
+    (emotion, _), = parts[CKPLUS_LABELS]
+    part_paths = {part.path for found in parts.values() for part, _ in found}
+    holders = {holder.path: holder for found in parts.values() for _, holder in found}
+    for entry in walker.children(root, "ckplus"):
+        if entry.path not in holders and entry.path not in walker.elsewhere:
             walker.unrecognised(entry.path, "beside CK+'s cohn-kanade-images and Emotion folders")
+    for holder in holders.values():  # Emotion_labels.zip and the like: what else they hold is named
+        if holder.path not in part_paths:
+            for entry in walker.children(holder.path, "ckplus"):
+                if entry.path not in part_paths:
+                    walker.unrecognised(entry.path, "beside a CK+ folder in its download")
+    for name in CKPLUS_UNUSED:
+        for part, _ in parts.get(name, ()):
+            walker.note(f"{walker.relpath(part.path)}/: CK+ {name}, not used")
     labels = _ckplus_labels(walker, emotion.path)
     for subject in _folders_in(walker, images.path, "ckplus", "CK+'s subject folders"):
         for sequence in _folders_in(walker, subject.path, "ckplus", "CK+'s sequence folders"):
@@ -237,8 +291,8 @@ def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
 def _ckplus_labels(walker, emotion_root: str) -> Dict[Tuple[str, str], Tuple[int, Optional[str]]]:
     """(subject, sequence) -> (peak frame number, FER2013 emotion name or None when unreadable)."""
     labels = {}
-    for subject in walker.children(emotion_root, "ckplus"):
-        for sequence in (s for s in walker.children(subject.path, "ckplus") if subject.is_dir and s.is_dir):
+    for subject in _folders_in(walker, emotion_root, "ckplus", "CK+'s Emotion subject folders"):
+        for sequence in _folders_in(walker, subject.path, "ckplus", "CK+'s Emotion sequence folders"):
             for entry in walker.children(sequence.path, "ckplus"):
                 match = CKPLUS_EMOTION.match(entry.name)
                 if match is None:

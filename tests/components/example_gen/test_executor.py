@@ -44,9 +44,13 @@ def _csv_rows(path):
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory, ingest_into):
-    """One generated data root with every format but FER+, plus stray entries, ingested once."""
+    """One generated data root with every format but FER+ and icml_face_data.csv (another copy of
+    fer2013.csv: one root holds one, tested below), plus stray entries, ingested once. Kaggle's
+    train.csv + test.csv sit in a folder of their own (beside fer2013.csv, train.csv is left out)."""
     root = str(tmp_path_factory.mktemp("generated") / "data")
-    written = generate(root, n=60, seed=0, formats=("fer2013", "icml", "kaggle", "ckplus", "jaffe", "ferg"))
+    written = generate(root, n=60, seed=0, formats=("fer2013", "ckplus", "jaffe", "ferg"))
+    written["datasets"]["kaggle"] = generate(os.path.join(root, "kaggle"), n=60, seed=0,
+                                             formats=("kaggle",))["datasets"]["kaggle"]
     for stray in ("README.md", "CK+48/.DS_Store", "extra/other.csv"):
         os.makedirs(os.path.dirname(os.path.join(root, stray)), exist_ok=True)
         with open(os.path.join(root, stray), "w") as f:
@@ -55,9 +59,18 @@ def generated(tmp_path_factory, ingest_into):
     return root, written["datasets"], run.summary, run.examples
 
 
+@pytest.fixture(scope="module")
+def competition(tmp_path_factory, ingest_into):
+    """Kaggle's competition download: icml_face_data.csv, train.csv and test.csv side by side."""
+    root = str(tmp_path_factory.mktemp("competition") / "data")
+    written = generate(root, n=60, seed=0, formats=("icml", "kaggle"))
+    run = ingest_into(root, str(tmp_path_factory.mktemp("competition_out")))
+    return root, written["datasets"], run.summary, run.examples
+
+
 @pytest.mark.parametrize("file_name,variant", [("fer2013.csv", "fer2013"), ("icml_face_data.csv", "icml")])
-def test_fer2013_csvs_keep_usage_splits_classes_and_pixels(generated, file_name, variant):
-    root, written, _, examples = generated
+def test_fer2013_csvs_keep_usage_splits_classes_and_pixels(generated, competition, file_name, variant):
+    root, written, _, examples = generated if variant == "fer2013" else competition
     expected = {USAGE_TO_SPLIT[usage]: _nonzero(by_class) for usage, by_class in written[variant]["by_split"].items()}
     got = {split: collections.Counter() for split in SPLITS}
     rows = _csv_rows(os.path.join(root, file_name))
@@ -75,14 +88,32 @@ def test_fer2013_csvs_keep_usage_splits_classes_and_pixels(generated, file_name,
 
 def test_kaggle_train_is_split_by_content_and_test_csv_is_only_counted(generated):
     _, written, summary, examples = generated
-    kaggle = [(split, e) for split in SPLITS for e in examples[split] if e[IMAGE_ID].startswith("train.csv:")]
+    kaggle = [(split, e) for split in SPLITS for e in examples[split]
+              if e[IMAGE_ID].startswith("kaggle/train.csv:")]
     training = written["kaggle"]["by_split"]["Training"]
     assert collections.Counter(EMOTIONS[e[LABEL]] for _, e in kaggle) == collections.Counter(_nonzero(training))
     by_split = collections.Counter(split for split, _ in kaggle)
     assert by_split["train"] > by_split["eval"] + by_split["test"]  # 80/10/10 by a hash of the pixels
     test_rows = sum(sum(written["kaggle"]["by_split"][u].values()) for u in ("PublicTest", "PrivateTest"))
-    assert summary["excluded"]["fer2013"] == {"test.csv: unlabelled (no emotion column), not ingested": test_rows}
-    assert not any(e[IMAGE_ID].startswith("test.csv") for split in SPLITS for e in examples[split])
+    assert summary["excluded"]["fer2013"] == {
+        "kaggle/test.csv: unlabelled (no emotion column), not ingested": test_rows}
+    assert not any("test.csv" in e[IMAGE_ID] for split in SPLITS for e in examples[split])
+
+
+def test_the_competition_download_gives_each_face_once(competition):
+    """train.csv holds icml_face_data.csv's Training rows again: read from both, the same faces would
+    be in train through one file and in eval/test through the other (train.csv splits by hash)."""
+    _, written, summary, examples = competition
+    ids = [e[IMAGE_ID] for split in SPLITS for e in examples[split]]
+    assert len(ids) == written["icml"]["images"] == 60 and all(i.startswith("icml_face_data.csv:") for i in ids)
+    training = sum(written["kaggle"]["by_split"]["Training"].values())
+    others = sum(sum(written["kaggle"]["by_split"][u].values()) for u in ("PublicTest", "PrivateTest"))
+    assert summary["excluded"]["fer2013"] == {
+        "train.csv: Kaggle's train.csv, FER2013's Training rows again (ingested from icml_face_data.csv), "
+        "not ingested": training,
+        "test.csv: unlabelled (no emotion column), not ingested": others}
+    assert "train.csv: left out: Kaggle's train.csv, FER2013's Training rows again (ingested from " \
+           "icml_face_data.csv)" in summary["datasets"]
 
 
 @pytest.mark.parametrize("source,folder,label_map", [
@@ -126,7 +157,7 @@ def test_image_folders_are_split_by_subject_with_exact_counts(generated, source,
 
 def test_summary_names_unrecognised_entries_and_counts_everything(generated):
     _, _, summary, examples = generated
-    assert summary["unrecognised"] == ["CK+48/.DS_Store (file beside the CK+48 emotion folders)",
+    assert summary["unrecognised"] == ["CK+48/.DS_Store (operating-system metadata, not data)",
                                        "README.md (not a dataset file)", "extra/other.csv (CSV with columns a,b)"]
     assert summary["rejected"]["count"] == 0
     assert summary["examples"]["by_split"] == {split: len(examples[split]) for split in SPLITS}
@@ -176,21 +207,22 @@ def test_ferplus_rows_carry_their_vote_shares_for_soft_label_training(data_root,
 
 
 def test_valid_csv_variants_are_read_exactly(data_root, ingest):
-    """CRLF, UTF-8 BOM, quoted fields, no trailing newline, icml's ' Usage' headers."""
+    """CRLF, UTF-8 BOM, quoted fields, no trailing newline, icml's ' Usage' headers. One file is
+    named fer2013.csv (a root holds one copy of FER2013); the others are recognised by header."""
     pixels = [data_root.pixels() for _ in range(4)]
     text = [data_root.text(p) for p in pixels]
     rows = [f"{i},{t},{u}" for i, (t, u) in enumerate(zip(text, ["Training", "Training", "PublicTest", "PrivateTest"]))]
     data_root.write("crlf/fer2013.csv", "emotion,pixels,Usage\r\n" + "\r\n".join(rows) + "\r\n")
-    data_root.write("bom/fer2013.csv", "\ufeffemotion,pixels,Usage\n" + "\n".join(rows) + "\n")
-    data_root.write("no_newline/fer2013.csv", "emotion,pixels,Usage\n" + "\n".join(rows))
-    data_root.write("quoted/fer2013.csv", '"emotion","pixels","Usage"\n'
+    data_root.write("bom/faces.csv", "\ufeffemotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    data_root.write("no_newline/faces.csv", "emotion,pixels,Usage\n" + "\n".join(rows))
+    data_root.write("quoted/faces.csv", '"emotion","pixels","Usage"\n'
                     + "\n".join(f'"{i}","{t}","{u}"' for i, t, u in (r.split(",") for r in rows)) + "\n")
-    data_root.write("icml/icml_face_data.csv", "emotion, Usage, pixels\n"
+    data_root.write("icml/faces.csv", "emotion, Usage, pixels\n"
                     + "\n".join(f"{i}, {u}, {t}" for i, t, u in (r.split(",") for r in rows)) + "\n")
     run = ingest(data_root.path)
     splits = ["train", "train", "eval", "test"]
     for folder in ("crlf", "bom", "no_newline", "quoted", "icml"):
-        name = f"{folder}/{'icml_face_data' if folder == 'icml' else 'fer2013'}.csv"
+        name = f"{folder}/{'fer2013' if folder == 'crlf' else 'faces'}.csv"
         for row in range(4):
             [example] = [e for e in run.examples[splits[row]] if e[IMAGE_ID] == f"{name}:{row + 2}"]
             assert example[LABEL] == row

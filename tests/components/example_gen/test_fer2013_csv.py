@@ -21,6 +21,8 @@ from contract.data import NUM_PIXELS
     ("fer2013.csv", ["emotion", "pixels"], (USAGE_SPLIT, ("Usage",))),       # not a Kaggle train.csv
     ("train.csv", ["emotion", "Usage"], (LABELLED, ("pixels",))),
     ("train.csv", ["id", "price"], (None, ())),                              # someone else's train.csv
+    ("fer2013.csv", ["0", "70 80 82", "Training"], (USAGE_SPLIT, ("emotion", "pixels", "Usage"))),  # no header
+    ("icml_face_data.csv", ["emotion;pixels;Usage"], (USAGE_SPLIT, ("emotion", "pixels", "Usage"))),
     ("scores.csv", ["name", "score"], (None, ())),
 ])
 def test_csvs_are_recognised_by_name_and_header(name, header, expected):

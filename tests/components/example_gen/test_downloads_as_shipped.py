@@ -1,0 +1,194 @@
+"""Data roots as real downloads arrive: several datasets side by side at the root, CK+ in its
+official four archives, macOS metadata, FER2013 twice, CSVs that are not what their name says, and
+untrusted shapes (a line without end, symlinks that fan out). Planned (listing only) unless the
+readers are what is tested."""
+import os
+import re
+import shutil
+import tarfile
+import time
+import zipfile
+
+import pytest
+
+from components.example_gen import fer2013_csv
+from components.example_gen.data_root import plan_ingestion
+from components.example_gen.options import IngestOptions
+from components.example_gen.records import IngestError
+from contract.data import IMAGE_ID, SPLITS
+from deep_emotion.demo_data.generate import generate
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """{format: (folder or file, images/rows)} as the demo writes them, and the CK+ original count."""
+    root = tmp_path_factory.mktemp("shipped")
+    written = generate(str(root), n=120, seed=7, formats=("fer2013", "ckplus", "ckplus-original", "jaffe"))
+    datasets = written["datasets"]
+    labelled = datasets["ckplus-original"]["by_class"]
+    return {"fer2013": datasets["fer2013"]["path"], "ckplus": datasets["ckplus"]["path"],
+            "ckplus-original": datasets["ckplus-original"]["path"], "jaffe": datasets["jaffe"]["path"],
+            "ckplus_original_images": 3 * (sum(labelled.values()) - labelled["contempt"]),
+            "jaffe_images": datasets["jaffe"]["images"]}
+
+
+def _plan(root, **options):
+    return plan_ingestion(str(root), IngestOptions(**options))
+
+
+def _images_under(plan, prefix):
+    return sum(1 for task in plan.image_tasks if task.name.startswith(prefix))
+
+
+def _zip(folder, archive, arcname, macos=False):
+    """folder as `arcname` in a zip; with macos, the __MACOSX/._name resource forks Finder adds."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for dirpath, _, names in os.walk(folder):
+            for name in names:
+                inside = os.path.join(arcname, os.path.relpath(os.path.join(dirpath, name), folder))
+                z.write(os.path.join(dirpath, name), inside)
+                if macos:
+                    z.writestr(os.path.join("__MACOSX", os.path.dirname(inside), "._" + name), b"\0\5\26\7" * 20)
+
+
+def test_datasets_beside_ckplus_at_the_root_are_all_read(shipped, tmp_path):
+    """CK+'s folders unpacked straight into the root used to make the whole root "CK+": the JAFFE
+    folder and fer2013.csv beside them were only listed as unrecognised."""
+    root = tmp_path / "data"
+    shutil.copytree(shipped["ckplus-original"], root)
+    shutil.copytree(shipped["jaffe"], root / "jaffe")
+    shutil.copy(shipped["fer2013"], root / "fer2013.csv")
+    plan = _plan(root)
+    assert _images_under(plan, "cohn-kanade-images/") == shipped["ckplus_original_images"]
+    assert _images_under(plan, "jaffe/") == shipped["jaffe_images"]
+    assert [task.name for task in plan.csv_tasks] == ["fer2013.csv"]
+    assert not plan.rejects and not [u for u in plan.unrecognised if "fer2013" in u or "jaffe" in u]
+
+
+def test_datasets_beside_ckplus48_emotion_folders_are_read(shipped, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(shipped["ckplus"], root)
+    shutil.copytree(shipped["jaffe"], root / "more" / "jaffe")
+    shutil.copy(shipped["fer2013"], root / "fer2013.csv")
+    plan = _plan(root)
+    assert _images_under(plan, "more/jaffe/") == shipped["jaffe_images"]
+    assert [task.name for task in plan.csv_tasks] == ["fer2013.csv"]
+    assert {task.source for task in plan.image_tasks} == {"ckplus", "jaffe"}
+
+
+@pytest.mark.parametrize("shape", ["four archives", "unpacked into folders of their names"])
+def test_ckplus_as_officially_shipped_is_recognised(shipped, tmp_path, shape):
+    """CK+ comes as extended-cohn-kanade-images.zip, Emotion_labels.zip, FACS_labels.zip and
+    Landmarks.zip; each holds one folder (cohn-kanade-images/, Emotion/, FACS/, Landmarks/)."""
+    source = shipped["ckplus-original"]
+    root = tmp_path / "data"
+    root.mkdir()
+    parts = {"extended-cohn-kanade-images": "cohn-kanade-images", "Emotion_labels": "Emotion",
+             "FACS_labels": "Emotion", "Landmarks": "Emotion"}  # FACS and Landmarks: stand-in files
+    for download, folder in parts.items():
+        inner = {"FACS_labels": "FACS", "Landmarks": "Landmarks"}.get(download, folder)
+        if shape == "four archives":
+            _zip(os.path.join(source, folder), str(root / f"{download}.zip"), inner, macos=True)
+        else:
+            shutil.copytree(os.path.join(source, folder), root / download / inner)
+    (root / "ReadMeCohnKanadeDatabase_website.txt").write_text("CK+")
+    plan = _plan(root)
+    assert len(plan.image_tasks) == shipped["ckplus_original_images"] > 0
+    assert not plan.rejects
+    assert any("FACS/: CK+ facs, not used" in note for note in plan.notes)
+    assert any("Landmarks/: CK+ landmarks, not used" in note for note in plan.notes)
+    assert any(u.startswith("ReadMeCohnKanadeDatabase_website.txt") for u in plan.unrecognised)
+
+
+def test_macos_metadata_is_named_never_taken_for_a_second_copy(shipped, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    _zip(shipped["jaffe"], str(root / "jaffedbase.zip"), "jaffedbase", macos=True)
+    shutil.copytree(shipped["ckplus"], root / "CK+48")
+    (root / "__MACOSX" / "CK+48").mkdir(parents=True)  # what `unzip` leaves beside a Mac-made zip
+    (root / "__MACOSX" / "CK+48" / "._happy").write_bytes(b"\0\5\26\7")
+    (root / "._fer2013.csv").write_bytes(b"\0\5\26\7\0\2\0\0Mac OS X")  # AppleDouble: NUL bytes, not a CSV
+    shutil.copy(shipped["fer2013"], root / "fer2013.csv")
+    (root / "CK+48" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    plan = _plan(root)
+    assert _images_under(plan, "jaffedbase.zip!/jaffedbase/") == shipped["jaffe_images"]
+    assert [task.name for task in plan.csv_tasks] == ["fer2013.csv"] and not plan.rejects
+    metadata = sorted(u for u in plan.unrecognised if u.endswith("(operating-system metadata, not data)"))
+    assert [m.split(" (")[0] for m in metadata] == ["._fer2013.csv", "CK+48/.DS_Store", "__MACOSX",
+                                                     "jaffedbase.zip!/__MACOSX"]
+
+
+def test_a_ds_store_in_ckplus_emotion_folder_is_named_not_fatal(shipped, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(shipped["ckplus-original"], root / "CK+")
+    (root / "CK+" / "Emotion" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / "CK+" / "Emotion" / "notes.txt").write_text("x")
+    plan = _plan(root)
+    assert len(plan.image_tasks) == shipped["ckplus_original_images"] and not plan.rejects
+    assert "CK+/Emotion/notes.txt (file beside CK+'s Emotion subject folders)" in plan.unrecognised
+
+
+def test_fer2013_twice_is_an_error_naming_both(shipped, tmp_path):
+    """The Kaggle fer2013.tar.gz and the folder unpacked from it: every face would be read twice."""
+    root = tmp_path / "data"
+    (root / "fer2013").mkdir(parents=True)
+    shutil.copy(shipped["fer2013"], root / "fer2013" / "fer2013.csv")
+    with tarfile.open(root / "fer2013.tar.gz", "w:gz") as t:
+        t.add(shipped["fer2013"], arcname="fer2013/fer2013.csv")
+    with pytest.raises(IngestError, match=r"holds FER2013 twice: fer2013/fer2013.csv and "
+                                          r"fer2013.tar.gz!/fer2013/fer2013.csv .*Keep one copy"):
+        _plan(root)
+
+
+@pytest.mark.parametrize("content, defect", [
+    (lambda rows: "".join(rows[1:]), r"no header line: the first line is a row \(\d,"),     # header cut off
+    (lambda rows: "".join(r.replace(",", ";") for r in rows), r"missing column\(s\) emotion, pixels, Usage"),
+    (lambda rows: "".join(rows).encode("utf-16"), r"not a readable CSV on its first line \(line 1: line contains NUL"),
+])
+def test_a_fer2013_csv_that_is_not_one_is_refused_by_name_never_skipped(shipped, tmp_path, content, defect):
+    root = tmp_path / "data"
+    (root / "jaffe").mkdir(parents=True)
+    with open(shipped["fer2013"], newline="") as f:
+        rows = f.readlines()[:5]
+    data = content(rows)
+    (root / "fer2013.csv").write_bytes(data if isinstance(data, bytes) else data.encode())
+    plan = _plan(root)
+    [reject] = plan.rejects
+    assert reject.file == str(root / "fer2013.csv")
+    assert re.search(defect, reject.defect), reject.defect
+    assert not plan.csv_tasks
+
+
+def test_a_csv_line_without_end_is_refused_at_its_line_before_it_is_held_whole(tmp_path, ingest, monkeypatch):
+    monkeypatch.setattr(fer2013_csv, "MAX_LINE_BYTES", 64 * 1024)
+    root = tmp_path / "data"
+    root.mkdir()
+    row = "0," + " ".join(["7"] * 2304) + ",Training\n"
+    (root / "fer2013.csv").write_text("emotion,pixels,Usage\n" + row + "1," + "7 " * 200_000)
+    with pytest.raises(IngestError) as failure:
+        ingest(str(root))
+    assert "fer2013.csv line 3: CSV syntax error (line 3: longer than 65,536 bytes" in str(failure.value)
+
+
+def test_symlinks_that_fan_out_are_searched_once(shipped, tmp_path):
+    """Four links to their own folder, eight levels deep, were 4^8 searches of the same folder."""
+    root = tmp_path / "data"
+    shutil.copytree(shipped["jaffe"], root / "jaffe")
+    (root / "x").mkdir()
+    for i in range(4):
+        os.symlink(".", root / "x" / f"l{i}")
+    started = time.perf_counter()
+    plan = _plan(root)
+    assert time.perf_counter() - started < 10
+    assert len(plan.image_tasks) == shipped["jaffe_images"]
+    assert sum("symlink loop" in u for u in plan.unrecognised) == 4
+
+
+def test_beside_a_dataset_read_end_to_end(shipped, tmp_path, ingest):
+    root = tmp_path / "data"
+    shutil.copytree(shipped["jaffe"], root)
+    shutil.copy(shipped["fer2013"], root / "fer2013.csv")
+    run = ingest(str(root))
+    ids = [e[IMAGE_ID] for split in SPLITS for e in run.examples[split]]
+    assert sum(i.startswith("fer2013.csv:") for i in ids) == 120
+    assert sum(i.endswith(".tiff") for i in ids) == shipped["jaffe_images"]
