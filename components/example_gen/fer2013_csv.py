@@ -227,7 +227,7 @@ class _Row:
 
 
 class _Rows:
-    """A CSV's normalised header, then its data rows (blank lines skipped)."""
+    """A CSV's normalised header, then its data rows (blank and whitespace-only lines skipped)."""
 
     def __init__(self, binary_file):
         self._lines = _Lines(binary_file)
@@ -239,7 +239,7 @@ class _Rows:
         previous = self._lines.lines_read
         for fields in self._reader:
             first, previous = previous + 1, self._lines.lines_read
-            if not fields:
+            if not fields or (len(fields) == 1 and not fields[0].strip()):  # blank, or spaces an editor left
                 continue
             note = f"lines {first}-{previous} read as one record (an unclosed quote?): " if previous > first else ""
             yield _Row(first, fields, note, not self._lines.newline_at_end)

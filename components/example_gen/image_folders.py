@@ -45,8 +45,8 @@ DESCRIPTION = {CKPLUS48: "CK+48 crops", CKPLUS_ORIGINAL: "CK+ original (cohn-kan
                JAFFE: "JAFFE", FERG: "FERG-DB"}
 
 # Files an image folder may hold that are not images: named as unrecognised, never decoded.
-_NOT_IMAGES = re.compile(r"^(\..*|thumbs\.db|desktop\.ini|readme.*|license.*|.*\.(txt|md|pdf|html?|csv))$",
-                         re.IGNORECASE)
+_NOT_IMAGES = re.compile(r"^(\..*|thumbs\.db|desktop\.ini|readme.*|license.*|"
+                         r".*\.(txt|md|pdf|html?|csv|xlsx?|docx?|rtf|json|xml|ya?ml|log|py|m|mat|npy))$", re.IGNORECASE)
 
 
 def _name_hint(folder_name: str) -> Optional[str]:

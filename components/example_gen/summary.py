@@ -57,6 +57,11 @@ def failure_message(summary: Dict[str, Any], options: IngestOptions) -> Optional
         headline = f"{rejected['count']} bad record(s), over the bad-record budget of {budget}"
         advice = ("Fix them, or let up to N bad records go to a quarantine file with bad_record_budget=N "
                   "(deep-emotion ingest --bad-record-budget N).")
+    elif not summary["examples"]["total"]:  # within the budget, but nothing is left to train on
+        excluded = sum(sum(r.values()) for r in summary["excluded"].values())
+        headline = (f"no examples: {rejected['count']} bad record(s) within the budget of {budget}, "
+                    f"{excluded} record(s) left out on purpose, nothing else")
+        advice = ""
     else:
         return None
     lines = [f"Ingesting {summary['data_root']} failed, nothing was written: {headline}:"]

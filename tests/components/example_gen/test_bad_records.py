@@ -157,3 +157,16 @@ def test_ferplus_labels_asked_for_but_absent_is_an_error(data_root):
     data_root.write("fer2013.csv", f"emotion,pixels,Usage\n0,{data_root.text(data_root.pixels())},Training\n")
     with pytest.raises(IngestError, match="use_ferplus_labels is set but there is no fer2013new.csv under"):
         plan_ingestion(data_root.path, IngestOptions(use_ferplus_labels=True))
+
+
+def test_a_run_left_with_no_examples_fails_even_within_the_budget(data_root, ingest_into, tmp_path):
+    """Every record rejected (within the budget) or left out: an empty output would only fail later,
+    at the data gate, without saying why."""
+    data_root.write("CK+48/happy/S001_001_00000001.png", "this is not a picture\n")
+    data_root.write("kaggle/test.csv", f"pixels\n{data_root.text(data_root.pixels())}\n")
+    with pytest.raises(IngestError) as failure:
+        ingest_into(data_root.path, str(tmp_path / "out"), bad_record_budget=5)
+    assert ("failed, nothing was written: no examples: 1 bad record(s) within the budget of 5, 1 record(s) left "
+            "out on purpose, nothing else:") in str(failure.value)
+    assert "CK+48/happy/S001_001_00000001.png: not an image" in str(failure.value)
+    assert os.listdir(tmp_path / "out") == []

@@ -192,3 +192,16 @@ def test_beside_a_dataset_read_end_to_end(shipped, tmp_path, ingest):
     ids = [e[IMAGE_ID] for split in SPLITS for e in run.examples[split]]
     assert sum(i.startswith("fer2013.csv:") for i in ids) == 120
     assert sum(i.endswith(".tiff") for i in ids) == shipped["jaffe_images"]
+
+
+def test_documents_in_a_dataset_folder_and_trailing_blank_space_are_not_bad_records(shipped, tmp_path, ingest):
+    root = tmp_path / "data"
+    shutil.copytree(shipped["jaffe"], root / "jaffe")
+    (root / "jaffe" / "jaffe_ratings.xls").write_bytes(b"\xd0\xcf\x11\xe0")  # the semantic ratings sheet
+    with open(shipped["fer2013"]) as f:
+        rows = f.readlines()[:4]
+    (root / "fer2013.csv").write_text("".join(rows) + "   \n\t\n")  # an editor's trailing blank lines
+    run = ingest(str(root))
+    assert run.summary["rejected"]["count"] == 0
+    assert "jaffe/jaffe_ratings.xls (not an image (by its name))" in run.summary["unrecognised"]
+    assert run.summary["examples"]["total"] == shipped["jaffe_images"] + 3
