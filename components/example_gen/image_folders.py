@@ -69,7 +69,7 @@ def layout_of(walker, folder: str, name: str, allow_name_hint: bool) -> Optional
     parts = ckplus_parts(walker, folder)
     if len(parts.get(CKPLUS_IMAGES, ())) == 1 and len(parts.get(CKPLUS_LABELS, ())) == 1:
         return CKPLUS_ORIGINAL
-    if any(not c.is_dir and JAFFE_NAME.match(c.name) for c in children):
+    if any(not c.is_dir and JAFFE_NAME.match(c.name) for c in children) or len(_jaffe_folders(walker, folder)) > 1:
         return JAFFE
     emotion_folders = [c for c in children if c.is_dir and c.name.lower() in CKPLUS_FOLDERS]
     for folder_entry in emotion_folders[:3]:
@@ -78,6 +78,17 @@ def layout_of(walker, folder: str, name: str, allow_name_hint: bool) -> Optional
     if any(_is_ferg_character(walker, c) for c in [c for c in children if c.is_dir][:8]):
         return FERG
     return _name_hint(name) if allow_name_hint else None
+
+
+def _jaffe_folders(walker, folder: str) -> List:
+    """Subfolders of JAFFE sorted by expression, as some repacks ship it (jaffe/angry/KA.AN1.39.tiff):
+    each holds JAFFE-named images of one expression code (the file names keep the labels). Two
+    whole copies side by side hold every code each: they stay two copies, an error."""
+    def one_expression(entry) -> bool:
+        codes = {match.group(2).upper() for match in (JAFFE_NAME.match(g.name) for g in walker.peek(entry.path)
+                                                      if not g.is_dir) if match}
+        return len(codes) == 1
+    return [c for c in walker.peek(folder) if c.is_dir and one_expression(c)]
 
 
 def _is_ferg_character(walker, entry) -> bool:
@@ -122,7 +133,7 @@ def dataset_children(walker, layout: str, folder: str) -> List[str]:
         return [c.path for c in children if c.is_dir and c.name.lower() in CKPLUS_FOLDERS]
     if layout == FERG:
         return [c.path for c in children if _is_ferg_character(walker, c)]
-    return [c.path for c in children if not c.is_dir]  # JAFFE: the images
+    return [c.path for c in children if not c.is_dir] + [c.path for c in _jaffe_folders(walker, folder)]  # JAFFE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,12 +185,15 @@ def _folders_in(walker, folder: str, source: str, what: str):
             walker.unrecognised(entry.path, f"file beside {what}")
 
 
-def _images_in(walker, folder: str, source: str):
-    """The files of a class folder; anything else there is named as unrecognised."""
+def _images_in(walker, folder: str, source: str, descend=frozenset()):
+    """The files of a class folder (and of its subfolders in `descend`); anything else there is
+    named as unrecognised."""
     for entry in walker.children(folder, source):
         if entry.path in walker.elsewhere:
             continue
-        if entry.is_dir:
+        if entry.path in descend:
+            yield from _images_in(walker, entry.path, source)
+        elif entry.is_dir:
             walker.unrecognised(entry.path, f"folder inside a {source} image folder")
         elif _NOT_IMAGES.match(entry.name):
             walker.unrecognised(entry.path, "not an image (by its name)")
@@ -203,8 +217,10 @@ def list_ckplus48(walker, root: str, options) -> Iterator[ImageFile]:
 
 
 def list_jaffe(walker, root: str, options) -> Iterator[ImageFile]:
-    """jaffe/KA.AN1.39.tiff: poser KA, expression AN; the subject is the poser."""
-    for image in _images_in(walker, root, "jaffe"):
+    """jaffe/KA.AN1.39.tiff (or jaffe/<any folder>/KA.AN1.39.tiff): poser KA, expression AN; the
+    subject is the poser."""
+    sorted_into = {entry.path for entry in _jaffe_folders(walker, root)}
+    for image in _images_in(walker, root, "jaffe", descend=sorted_into):
         match = JAFFE_NAME.match(image.name)
         if match is None:
             walker.reject("jaffe", image.path, "file name is not JAFFE's POSER.CODEn.SERIAL form (KA.AN1.39.tiff)")
@@ -258,7 +274,16 @@ def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
     for name in CKPLUS_UNUSED:
         for part, _ in parts.get(name, ()):
             walker.note(f"{walker.relpath(part.path)}/: CK+ {name}, not used")
-    labels = _ckplus_labels(walker, emotion.path)
+    labels, seen = _ckplus_labels(walker, emotion.path), set()
+    yield from _ckplus_frames(walker, images, labels, seen, options)
+    orphans = sorted(set(labels) - seen)
+    if orphans:
+        walker.note(f"{walker.relpath(emotion.path)}/: {len(orphans)} CK+ emotion label(s) without their image "
+                    f"sequence in {walker.relpath(images.path)}/, e.g. {'/'.join(orphans[0])}")
+
+
+def _ckplus_frames(walker, images, labels, seen, options) -> Iterator[ImageFile]:
+    """The labelled frames of each sequence under cohn-kanade-images/ (`seen`: the sequences found)."""
     for subject in _folders_in(walker, images.path, "ckplus", "CK+'s subject folders"):
         for sequence in _folders_in(walker, subject.path, "ckplus", "CK+'s sequence folders"):
             frames = []
@@ -269,6 +294,7 @@ def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
                 else:
                     frames.append((int(match.group(3)), frame))
             frames.sort(key=lambda f: f[0])
+            seen.add((subject.name.upper(), sequence.name))
             label = labels.get((subject.name.upper(), sequence.name))
             if label is None:
                 walker.exclude("ckplus", "CK+ sequence without an Emotion label, not ingested", len(frames))

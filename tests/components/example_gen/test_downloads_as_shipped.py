@@ -205,3 +205,34 @@ def test_documents_in_a_dataset_folder_and_trailing_blank_space_are_not_bad_reco
     assert run.summary["rejected"]["count"] == 0
     assert "jaffe/jaffe_ratings.xls (not an image (by its name))" in run.summary["unrecognised"]
     assert run.summary["examples"]["total"] == shipped["jaffe_images"] + 3
+
+
+def test_jaffe_sorted_into_expression_folders_is_one_dataset(shipped, tmp_path):
+    """A common repack: jaffe/<expression>/KA.AN1.39.tiff. The names keep the labels; two whole
+    copies side by side are still two copies."""
+    root = tmp_path / "data"
+    for name in os.listdir(shipped["jaffe"]):
+        code = name.split(".")[1][:2]
+        (root / "jaffe" / f"expression {code}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(os.path.join(shipped["jaffe"], name), root / "jaffe" / f"expression {code}" / name)
+    plan = _plan(root)
+    assert len(plan.image_tasks) == shipped["jaffe_images"] and not plan.rejects
+    assert plan.datasets == [f"jaffe/: JAFFE ({shipped['jaffe_images']} images)"]
+    assert {t.emotion for t in plan.image_tasks} == set(range(7))
+    copies = tmp_path / "copies"
+    shutil.copytree(shipped["jaffe"], copies / "jaffe")
+    shutil.copytree(shipped["jaffe"], copies / "jaffe (1)")
+    with pytest.raises(IngestError, match=r"holds JAFFE twice: jaffe and jaffe \(1\)"):
+        _plan(copies)
+
+
+def test_a_ckplus_label_without_its_images_is_noted(shipped, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(shipped["ckplus-original"], root / "CK+")
+    label = sorted((root / "CK+" / "Emotion").glob("*/*/*_emotion.txt"))[0]
+    subject, sequence = label.parent.parent.name, label.parent.name
+    shutil.rmtree(root / "CK+" / "cohn-kanade-images" / subject / sequence)
+    plan = _plan(root)
+    assert len(plan.image_tasks) < shipped["ckplus_original_images"]
+    assert (f"CK+/Emotion/: 1 CK+ emotion label(s) without their image sequence in CK+/cohn-kanade-images/, "
+            f"e.g. {subject.upper()}/{sequence}") in plan.notes
