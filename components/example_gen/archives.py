@@ -71,16 +71,22 @@ class ArchiveIndex:
 
 
 def _refusal(name: str) -> Optional[str]:
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return "absolute path"
     if ".." in name.replace("\\", "/").split("/"):
         return "'..' in its path (it would land outside the archive's folder)"
     return None
 
 
+def member_name(stored: str) -> str:
+    """A member's name as paths here spell it: '/'-separated (zips made by Windows tools, PowerShell's
+    Compress-Archive among them, store '\\'), without './' or a trailing '/'."""
+    return posixpath.normpath(stored.replace("\\", "/")).strip("/")
+
+
 def _add(folders: Dict[str, List[Member]], name: str, is_dir: bool, size: int, content=None) -> None:
     """Adds a member and the folders above it (archives need not list their folders)."""
-    name = posixpath.normpath(name).strip("/")
+    name = member_name(name)
     parent, base = posixpath.split(name)
     entries = folders.setdefault(parent, [])
     if not any(m.name == name for m in entries if m.is_dir and is_dir):
@@ -156,9 +162,10 @@ def index_archive(path: str, open_binary) -> ArchiveIndex:
                         if why:
                             refused.append((info.filename, why))
                             continue
-                        content = (archive.read(info) if not info.is_dir() and info.file_size <= SMALL_MEMBER_BYTES
+                        is_dir = info.is_dir() or info.filename.endswith("\\")
+                        content = (archive.read(info) if not is_dir and info.file_size <= SMALL_MEMBER_BYTES
                                    and info.filename.lower().endswith(".txt") else None)
-                        _add(folders, info.filename, info.is_dir(), info.file_size, content)
+                        _add(folders, info.filename, is_dir, info.file_size, content)
             else:
                 kind = "tar"
                 with tarfile.open(fileobj=raw, mode="r|*", tarinfo=_EndCheckedTarInfo) as archive:
@@ -232,13 +239,15 @@ def open_member(path: str, open_binary, max_bytes: Optional[int] = None) -> Bina
     try:
         if archive_path.lower().endswith(".zip"):
             archive = zipfile.ZipFile(raw)
-            info = archive.getinfo(member)
+            info = next((i for i in archive.infolist() if member_name(i.filename) == member), None)
+            if info is None:
+                raise FileNotFoundError(f"{member} is not in {archive_path}")
             if info.file_size > limit:
                 raise MemberTooLarge(f"archive member {member} is {info.file_size:,} bytes, over {limit:,}")
             return MemberStream(archive.open(info), raw, limit, member)
         archive = tarfile.open(fileobj=raw, mode="r|*")
         for info in archive:
-            if posixpath.normpath(info.name).strip("/") == member and info.isfile():
+            if member_name(info.name) == member and info.isfile():
                 if info.size > limit:
                     raise MemberTooLarge(f"archive member {member} is {info.size:,} bytes, over {limit:,}")
                 return MemberStream(archive.extractfile(info), raw, limit, member)
@@ -257,13 +266,13 @@ def members_in_order(archive_path: str, wanted: List[str], open_binary,
         if archive_path.lower().endswith(".zip"):
             with zipfile.ZipFile(raw) as archive:
                 for info in archive.infolist():
-                    name = posixpath.normpath(info.filename).strip("/")
+                    name = member_name(info.filename)
                     if name in wanted_set:
                         yield name, _read_zip_member(archive, info, max_bytes)
             return
         with tarfile.open(fileobj=raw, mode="r|*") as archive:
             for info in archive:
-                name = posixpath.normpath(info.name).strip("/")
+                name = member_name(info.name)
                 if name in wanted_set and info.isfile():
                     if info.size > max_bytes:
                         yield name, MemberTooLarge(f"archive member {name} is {info.size:,} bytes, over {max_bytes:,}")

@@ -236,3 +236,22 @@ def test_a_ckplus_label_without_its_images_is_noted(shipped, tmp_path):
     assert len(plan.image_tasks) < shipped["ckplus_original_images"]
     assert (f"CK+/Emotion/: 1 CK+ emotion label(s) without their image sequence in CK+/cohn-kanade-images/, "
             f"e.g. {subject.upper()}/{sequence}") in plan.notes
+
+
+def test_a_zip_made_on_windows_with_backslashes_is_read(shipped, tmp_path, ingest):
+    """Windows PowerShell's Compress-Archive stores 'CK+48\\anger\\S010_....png'."""
+    root = tmp_path / "data"
+    root.mkdir()
+    folder = shipped["ckplus"]
+    with zipfile.ZipFile(root / "CK+48.zip", "w") as z:
+        z.writestr(zipfile.ZipInfo("CK+48\\"), b"")
+        for dirpath, _, names in os.walk(folder):
+            for name in names:
+                inside = "\\".join(["CK+48", *os.path.relpath(os.path.join(dirpath, name), folder).split(os.sep)])
+                z.write(os.path.join(dirpath, name), inside)
+        z.writestr("..\\escape.png", b"x")
+    run = ingest(str(root), bad_record_budget=1)
+    ids = [e[IMAGE_ID] for split in SPLITS for e in run.examples[split]]
+    plain = _plan(shipped["ckplus"])
+    assert len(ids) == len(plain.image_tasks) > 0 and all(i.startswith("CK+48.zip!/CK+48/") for i in ids)
+    assert run.summary["rejected"]["count"] == 1  # the '..' member, refused by name
