@@ -25,7 +25,7 @@ import zipfile
 from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 SEPARATOR = "!/"
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 MAX_MEMBERS = 2_000_000
 SMALL_MEMBER_BYTES = 4096  # small text members (CK+ Emotion labels) are kept from the listing pass
 

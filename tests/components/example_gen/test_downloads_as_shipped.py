@@ -255,3 +255,14 @@ def test_a_zip_made_on_windows_with_backslashes_is_read(shipped, tmp_path, inges
     plain = _plan(shipped["ckplus"])
     assert len(ids) == len(plain.image_tasks) > 0 and all(i.startswith("CK+48.zip!/CK+48/") for i in ids)
     assert run.summary["rejected"]["count"] == 1  # the '..' member, refused by name
+
+
+@pytest.mark.parametrize("suffix, mode", [(".tar.xz", "w:xz"), (".tar.bz2", "w:bz2")])
+def test_xz_and_bz2_tars_are_archives_too(shipped, tmp_path, ingest, suffix, mode):
+    root = tmp_path / "data"
+    root.mkdir()
+    with tarfile.open(root / f"jaffedbase{suffix}", mode) as t:
+        t.add(shipped["jaffe"], arcname="jaffedbase")
+    run = ingest(str(root))
+    ids = [e[IMAGE_ID] for split in SPLITS for e in run.examples[split]]
+    assert len(ids) == shipped["jaffe_images"] and all(i.startswith(f"jaffedbase{suffix}!/jaffedbase/") for i in ids)
