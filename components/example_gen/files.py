@@ -4,6 +4,7 @@ for members of archives inside it (`<archive>!/<member>`, archives.py).
 Local paths use the OS directly (fast, and symlinks can be checked); anything with a scheme goes
 through tf.io.gfile, which is what TFX itself uses for artifact URIs.
 """
+import io
 import os
 from typing import BinaryIO, List, Optional, Tuple
 
@@ -14,11 +15,44 @@ def is_local(path: str) -> bool:
     return "://" not in path
 
 
+class _GFileRaw(io.RawIOBase):
+    """tf.io.gfile.GFile as a raw stream, so that a bucket's file reads as a local one does: buffered,
+    and with readline(limit), which GFile lacks (the CSV reader bounds each line with it); zipfile's
+    seeks pass through."""
+
+    def __init__(self, gfile):
+        super().__init__()
+        self._gfile = gfile
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._gfile.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._gfile.seek(offset, whence)
+        return self._gfile.tell()
+
+    def tell(self) -> int:
+        return self._gfile.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._gfile.close()
+        super().close()
+
+
 def _open_file(path: str) -> BinaryIO:
     if is_local(path):
         return open(path, "rb")
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return tf.io.gfile.GFile(path, "rb")
+    return io.BufferedReader(_GFileRaw(tf.io.gfile.GFile(path, "rb")), buffer_size=1 << 20)
 
 
 def open_binary(path: str, max_member_bytes: Optional[int] = None) -> BinaryIO:

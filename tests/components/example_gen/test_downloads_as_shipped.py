@@ -266,3 +266,19 @@ def test_xz_and_bz2_tars_are_archives_too(shipped, tmp_path, ingest, suffix, mod
     run = ingest(str(root))
     ids = [e[IMAGE_ID] for split in SPLITS for e in run.examples[split]]
     assert len(ids) == shipped["jaffe_images"] and all(i.startswith(f"jaffedbase{suffix}!/jaffedbase/") for i in ids)
+
+
+def test_a_bucket_root_reads_its_csvs_and_zips(shipped, tmp_path, ingest):
+    """A data root in a bucket goes through tf.io.gfile. Stand-in for gs:// or s3:// (no bucket here):
+    TensorFlow's in-memory ram:// filesystem, the same GFile API."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    root = f"ram://{tmp_path.name}/data"
+    tf.io.gfile.makedirs(root)
+    tf.io.gfile.copy(shipped["fer2013"], f"{root}/fer2013.csv")
+    _zip(shipped["jaffe"], str(tmp_path / "jaffe.zip"), "jaffe")
+    tf.io.gfile.copy(str(tmp_path / "jaffe.zip"), f"{root}/jaffe.zip")
+    run = ingest(root)
+    ids = [e[IMAGE_ID] for split in SPLITS for e in run.examples[split]]
+    assert sum(i.startswith("fer2013.csv:") for i in ids) == 120
+    assert sum(i.startswith("jaffe.zip!/jaffe/") for i in ids) == shipped["jaffe_images"]
