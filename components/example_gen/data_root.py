@@ -66,8 +66,9 @@ class DataRootWalker:
             return os.path.relpath(path, self.root)
         return path[len(self.root):].lstrip("/")
 
-    def reject(self, source: str, path: str, defect: str) -> None:
-        self.rejects.append(Reject(source, path, None, defect))
+    def reject(self, source: str, path: str, defect: str, fatal: bool = False) -> None:
+        """fatal: the defect loses a whole file or archive of data, which no bad-record budget excuses."""
+        self.rejects.append(Reject(source, path, None, defect, fatal))
 
     def unrecognised(self, path: str, why: str) -> None:
         self.unrecognised_entries.append(f"{self.relpath(path)} ({why})")
@@ -151,7 +152,7 @@ class DataRootWalker:
             try:
                 index = files.index_archive(archive)
             except archives.ArchiveError as error:
-                self.reject("data root", archive, str(error))
+                self.reject("data root", archive, str(error), fatal=True)
                 index = archives.ArchiveIndex(archive, "?", {"": []}, [])
             for name, why in index.refused:
                 self.reject("data root", archives.member_path(archive, name), f"archive member refused: {why}")
@@ -304,7 +305,7 @@ def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files
     except csv.Error as error:  # NUL bytes (UTF-16, a binary file named .csv), a stray carriage return
         if known_name:
             walker.reject("fer2013", entry.path, f"not a readable CSV on its first line ({error}); FER2013's "
-                                                 "CSVs are UTF-8 or ASCII text")
+                                                 "CSVs are UTF-8 or ASCII text", fatal=True)
         else:
             walker.unrecognised(entry.path, f"not a readable CSV ({error})")
         return
@@ -320,9 +321,11 @@ def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files
         walker.unrecognised(entry.path, f"CSV with columns {shown}")
     elif missing and len(missing) == len(layout.columns) and header[0].strip().lstrip("\ufeff").isdigit():
         walker.reject("fer2013", entry.path, f"no header line: the first line is a row ({shown[:40]}...); "
-                                             f"{entry.name} starts with the header {','.join(layout.columns)}")
+                                             f"{entry.name} starts with the header {','.join(layout.columns)}",
+                      fatal=True)
     elif missing:
-        walker.reject("fer2013", entry.path, f"missing column(s) {', '.join(missing)}: the header has {shown}")
+        walker.reject("fer2013", entry.path, f"missing column(s) {', '.join(missing)}: the header has {shown}",
+                      fatal=True)
     elif layout is FERPLUS:
         ferplus_files.append(entry)
     else:

@@ -32,7 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from components.example_gen import files
 from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, FERG, JAFFE
-from components.example_gen.records import Reject, encode_examples
+from components.example_gen.records import IngestError, Reject, encode_examples
 from contract.data import CKPLUS_CODES, CKPLUS_FOLDERS, FERG_EXPRESSIONS, IMAGE_SIZE, JAFFE_CODES
 
 CKPLUS_SUBJECT = re.compile(r"^(S\d+)_", re.IGNORECASE)                     # S005_001_00000011.png
@@ -67,9 +67,9 @@ def layout_of(walker, folder: str, name: str, allow_name_hint: bool) -> Optional
     resort (allow_name_hint: nothing below it was recognised)."""
     children = walker.peek(folder)
     parts = ckplus_parts(walker, folder)
-    if len(parts.get(CKPLUS_IMAGES, ())) == 1 and len(parts.get(CKPLUS_LABELS, ())) == 1:
+    if parts.get(CKPLUS_IMAGES) and parts.get(CKPLUS_LABELS):
         return CKPLUS_ORIGINAL
-    if any(not c.is_dir and JAFFE_NAME.match(c.name) for c in children) or len(_jaffe_folders(walker, folder)) > 1:
+    if any(not c.is_dir and JAFFE_NAME.match(c.name) for c in children) or _jaffe_folders(walker, folder):
         return JAFFE
     emotion_folders = [c for c in children if c.is_dir and c.name.lower() in CKPLUS_FOLDERS]
     for folder_entry in emotion_folders[:3]:
@@ -81,14 +81,19 @@ def layout_of(walker, folder: str, name: str, allow_name_hint: bool) -> Optional
 
 
 def _jaffe_folders(walker, folder: str) -> List:
-    """Subfolders of JAFFE sorted by expression, as some repacks ship it (jaffe/angry/KA.AN1.39.tiff):
-    each holds JAFFE-named images of one expression code (the file names keep the labels). Two
-    whole copies side by side hold every code each: they stay two copies, an error."""
-    def one_expression(entry) -> bool:
-        codes = {match.group(2).upper() for match in (JAFFE_NAME.match(g.name) for g in walker.peek(entry.path)
-                                                      if not g.is_dir) if match}
-        return len(codes) == 1
-    return [c for c in walker.peek(folder) if c.is_dir and one_expression(c)]
+    """Subfolders of JAFFE sorted into folders, as repacks ship it (by expression,
+    jaffe/angry/KA.AN1.39.tiff; by poser; into train/ and test/): two or more folders of JAFFE-named
+    images, no name in two of them (the file names keep the labels). Two whole copies side by
+    side hold the same names: they stay two copies, an error."""
+    holding = []
+    for child in (c for c in walker.peek(folder) if c.is_dir):
+        names = {g.name.lower() for g in walker.peek(child.path) if not g.is_dir and JAFFE_NAME.match(g.name)}
+        if names:
+            holding.append((child, names))
+    every_name = [name for _, names in holding for name in names]
+    if len(holding) < 2 or len(every_name) != len(set(every_name)):
+        return []
+    return [child for child, _ in holding]
 
 
 def _is_ferg_character(walker, entry) -> bool:
@@ -101,6 +106,8 @@ def _is_ferg_character(walker, entry) -> bool:
 CKPLUS_IMAGES, CKPLUS_LABELS = "cohn-kanade-images", "emotion"
 CKPLUS_UNUSED = ("landmarks", "facs")  # shipped with CK+, not read
 _CKPLUS_PARTS = (CKPLUS_IMAGES, CKPLUS_LABELS) + CKPLUS_UNUSED
+_CKPLUS_NAMES = {CKPLUS_IMAGES: "cohn-kanade-images", CKPLUS_LABELS: "Emotion", "landmarks": "Landmarks",
+                 "facs": "FACS"}
 
 
 def ckplus_parts(walker, folder: str) -> Dict[str, List[tuple]]:
@@ -217,8 +224,8 @@ def list_ckplus48(walker, root: str, options) -> Iterator[ImageFile]:
 
 
 def list_jaffe(walker, root: str, options) -> Iterator[ImageFile]:
-    """jaffe/KA.AN1.39.tiff (or jaffe/<any folder>/KA.AN1.39.tiff): poser KA, expression AN; the
-    subject is the poser."""
+    """jaffe/KA.AN1.39.tiff (or sorted into folders, jaffe/<folder>/KA.AN1.39.tiff): poser KA,
+    expression AN; the subject is the poser."""
     sorted_into = {entry.path for entry in _jaffe_folders(walker, root)}
     for image in _images_in(walker, root, "jaffe", descend=sorted_into):
         match = JAFFE_NAME.match(image.name)
@@ -259,6 +266,12 @@ def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
     a label file are counted and left out (CK+ labels 327 of its 593 sequences).
     """
     parts = ckplus_parts(walker, root)
+    for name in (CKPLUS_IMAGES, CKPLUS_LABELS):
+        if len(parts[name]) > 1:
+            raise IngestError(f"{walker.root} holds CK+'s {_CKPLUS_NAMES[name]} twice: "
+                              + " and ".join(walker.relpath(part.path) for part, _ in parts[name])
+                              + " (a zip and the folder unpacked from it are two copies). Keep one copy under the "
+                                "data root.")
     (images, _), = parts[CKPLUS_IMAGES]
     (emotion, _), = parts[CKPLUS_LABELS]
     part_paths = {part.path for found in parts.values() for part, _ in found}
@@ -273,7 +286,7 @@ def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
                     walker.unrecognised(entry.path, "beside a CK+ folder in its download")
     for name in CKPLUS_UNUSED:
         for part, _ in parts.get(name, ()):
-            walker.note(f"{walker.relpath(part.path)}/: CK+ {name}, not used")
+            walker.note(f"{walker.relpath(part.path)}/: CK+ {_CKPLUS_NAMES[name]}, not used")
     labels, seen = _ckplus_labels(walker, emotion.path), set()
     yield from _ckplus_frames(walker, images, labels, seen, options)
     orphans = sorted(set(labels) - seen)

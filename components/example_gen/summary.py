@@ -61,11 +61,14 @@ def failure_message(summary: Dict[str, Any], options: IngestOptions) -> Optional
         excluded = sum(sum(r.values()) for r in summary["excluded"].values())
         headline = (f"no examples: {rejected['count']} bad record(s) within the budget of {budget}, "
                     f"{excluded} record(s) left out on purpose, nothing else")
-        advice = ""
+        advice = "A data root needs labelled faces in a layout this project reads (README, \"Your data\")."
     else:
         return None
-    lines = [f"Ingesting {summary['data_root']} failed, nothing was written: {headline}:"]
-    lines += [f"  {line}" for line in rejected["first"]]
+    left_out = [f"  {count} left out: {reason}" for by_reason in summary["excluded"].values()
+                for reason, count in sorted(by_reason.items())] if not summary["examples"]["total"] else []
+    details = [f"  {line}" for line in rejected["first"]] + left_out
+    lines = [f"Ingesting {summary['data_root']} failed, nothing was written: {headline}" + (":" if details else ".")]
+    lines += details
     if rejected["count"] > len(rejected["first"]):
         lines.append(f"  ... and {rejected['count'] - len(rejected['first'])} more")
     if advice:

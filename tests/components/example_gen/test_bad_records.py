@@ -45,7 +45,6 @@ def bad_root(tmp_path_factory, new_data_root):
         f"4,{root.text(good)},Validation",               # 7 unknown Usage
         f"5,{root.text(good)},PrivateTest",              # 8 good
         "3,12 34 56"]))                                  # 9 truncated, no newline
-    missing = root.write("missing_column/fer2013.csv", "emotion,Usage\n0,Training\n")
     header_only = root.write("header_only/train.csv", "emotion,pixels\n")
     empty = root.write("empty/fer2013.csv", b"")
 
@@ -73,7 +72,6 @@ def bad_root(tmp_path_factory, new_data_root):
         (rows, 6, "emotion 7 is outside the label map (0 angry, 1 disgust"),
         (rows, 7, "Usage 'Validation' is not one of Training, PublicTest, PrivateTest"),
         (rows, 9, "truncated last line (the file ends without a newline): 2 fields, expected 3"),
-        (missing, None, "missing column(s) pixels"),
         (header_only, None, "header only: no data rows"),
         (empty, None, "empty file"),
         (corrupt, None, "corrupt image (OSError: image file is truncated)"),
@@ -169,4 +167,21 @@ def test_a_run_left_with_no_examples_fails_even_within_the_budget(data_root, ing
     assert ("failed, nothing was written: no examples: 1 bad record(s) within the budget of 5, 1 record(s) left "
             "out on purpose, nothing else:") in str(failure.value)
     assert "CK+48/happy/S001_001_00000001.png: not an image" in str(failure.value)
+    assert "  1 left out: kaggle/test.csv: unlabelled (no emotion column), not ingested" in str(failure.value)
     assert os.listdir(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("name, content, defect", [
+    ("fer2013.csv", "emotion,Usage\n0,Training\n", "missing column(s) pixels: the header has emotion,Usage"),
+    ("fer2013.csv", "emotion;pixels;Usage\n0;1 2;Training\n", "missing column(s) emotion, pixels, Usage"),
+    ("icml_face_data.csv", "0,1 2,Training\n", "no header line: the first line is a row"),
+])
+def test_a_whole_file_that_cannot_be_read_fails_whatever_the_budget(data_root, ingest_into, tmp_path, name, content,
+                                                                      defect):
+    """Losing a whole file is not one bad record among many: with a budget it would vanish as '1 rejected'."""
+    path = data_root.write(f"faces/{name}", content)
+    data_root.image("CK+48/happy/S001_001_00000001.png")
+    with pytest.raises(IngestError) as failure:
+        ingest_into(data_root.path, str(tmp_path / "out"), bad_record_budget=100)
+    assert "1 defect(s) that no bad-record budget excuses" in str(failure.value)
+    assert f"  {path}: {defect}" in str(failure.value)

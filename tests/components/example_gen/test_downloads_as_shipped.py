@@ -95,8 +95,8 @@ def test_ckplus_as_officially_shipped_is_recognised(shipped, tmp_path, shape):
     plan = _plan(root)
     assert len(plan.image_tasks) == shipped["ckplus_original_images"] > 0
     assert not plan.rejects
-    assert any("FACS/: CK+ facs, not used" in note for note in plan.notes)
-    assert any("Landmarks/: CK+ landmarks, not used" in note for note in plan.notes)
+    assert any("FACS/: CK+ FACS, not used" in note for note in plan.notes)
+    assert any("Landmarks/: CK+ Landmarks, not used" in note for note in plan.notes)
     assert any(u.startswith("ReadMeCohnKanadeDatabase_website.txt") for u in plan.unrecognised)
 
 
@@ -207,18 +207,22 @@ def test_documents_in_a_dataset_folder_and_trailing_blank_space_are_not_bad_reco
     assert run.summary["examples"]["total"] == shipped["jaffe_images"] + 3
 
 
-def test_jaffe_sorted_into_expression_folders_is_one_dataset(shipped, tmp_path):
-    """A common repack: jaffe/<expression>/KA.AN1.39.tiff. The names keep the labels; two whole
-    copies side by side are still two copies."""
+@pytest.mark.parametrize("sorted_by", ["expression", "poser", "expression, one image misfiled"])
+def test_jaffe_sorted_into_folders_is_one_dataset(shipped, tmp_path, sorted_by):
+    """Common repacks: jaffe/<expression>/KA.AN1.39.tiff, jaffe/<poser>/... The names keep the
+    labels; two whole copies side by side are still two copies."""
     root = tmp_path / "data"
-    for name in os.listdir(shipped["jaffe"]):
-        code = name.split(".")[1][:2]
-        (root / "jaffe" / f"expression {code}").mkdir(parents=True, exist_ok=True)
-        shutil.copy(os.path.join(shipped["jaffe"], name), root / "jaffe" / f"expression {code}" / name)
+    for i, name in enumerate(sorted(os.listdir(shipped["jaffe"]))):
+        poser, code = name.split(".")[0], name.split(".")[1][:2]
+        folder = poser if sorted_by == "poser" else ("SA" if i == 0 and "misfiled" in sorted_by else code)
+        (root / "jaffe" / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(os.path.join(shipped["jaffe"], name), root / "jaffe" / folder / name)
     plan = _plan(root)
     assert len(plan.image_tasks) == shipped["jaffe_images"] and not plan.rejects
     assert plan.datasets == [f"jaffe/: JAFFE ({shipped['jaffe_images']} images)"]
     assert {t.emotion for t in plan.image_tasks} == set(range(7))
+    labels = {os.path.basename(t.name): t.emotion for t in plan.image_tasks}
+    assert labels == {os.path.basename(t.name): t.emotion for t in _plan(shipped["jaffe"]).image_tasks}
     copies = tmp_path / "copies"
     shutil.copytree(shipped["jaffe"], copies / "jaffe")
     shutil.copytree(shipped["jaffe"], copies / "jaffe (1)")
@@ -282,3 +286,14 @@ def test_a_bucket_root_reads_its_csvs_and_zips(shipped, tmp_path, ingest):
     ids = [e[IMAGE_ID] for split in SPLITS for e in run.examples[split]]
     assert sum(i.startswith("fer2013.csv:") for i in ids) == 120
     assert sum(i.startswith("jaffe.zip!/jaffe/") for i in ids) == shipped["jaffe_images"]
+
+
+def test_ckplus_unpacked_beside_its_zip_is_two_copies_named(shipped, tmp_path):
+    """Unzipped in place with the zip kept: each part is there twice, an error that says so (it
+    was "nothing under the root is a dataset")."""
+    root = tmp_path / "data"
+    shutil.copytree(shipped["ckplus-original"], root)
+    _zip(os.path.join(shipped["ckplus-original"], "Emotion"), str(root / "Emotion_labels.zip"), "Emotion")
+    with pytest.raises(IngestError, match=r"holds CK\+'s Emotion twice: Emotion and Emotion_labels.zip!/Emotion "
+                                          r"\(a zip and the folder unpacked from it are two copies\)"):
+        _plan(root)
