@@ -20,7 +20,7 @@ from components.example_gen import archives, files
 from components.example_gen.fer2013_csv import (FER2013_FILE_NAMES, FERPLUS, LABELLED, LAYOUT_BY_FILE_NAME,
                                                 UNLABELLED, USAGE_SPLIT, CsvTask, identify_csv, read_header)
 from components.example_gen.image_folders import DESCRIPTION, LISTERS, ImageTask, dataset_children, layout_of
-from components.example_gen.options import CONTEMPT_EXCLUDED, IngestOptions
+from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, CONTEMPT_EXCLUDED, IngestOptions
 from components.example_gen.records import IngestError, Reject
 from components.example_gen.subject_split import assign_subjects
 from contract.data import SYNTHETIC_MARKER
@@ -280,6 +280,10 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
                               + " and ".join(walker.relpath(f) for f in folders)
                               + ". Keep one copy under the data root, or point the data root at one of them.")
     notes: List[str] = list(walker.notes)
+    if found_layouts.get(CKPLUS48) and found_layouts.get(CKPLUS_ORIGINAL):
+        notes.append("CK+48 and CK+'s original frames are both ingested: the published CK+48 is cropped from "
+                     "those frames, so with both each such face appears twice (as a crop and through the face "
+                     "stage), on one side of the split (by subject); keep one to count each face once")
     csv_tasks = _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes)
     excluded: Counter = walker.excluded
     image_tasks = _image_tasks(walker, image_files, options, excluded)

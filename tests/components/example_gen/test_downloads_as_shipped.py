@@ -297,3 +297,12 @@ def test_ckplus_unpacked_beside_its_zip_is_two_copies_named(shipped, tmp_path):
     with pytest.raises(IngestError, match=r"holds CK\+'s Emotion twice: Emotion and Emotion_labels.zip!/Emotion "
                                           r"\(a zip and the folder unpacked from it are two copies\)"):
         _plan(root)
+
+
+def test_ckplus48_beside_the_original_frames_is_noted(shipped, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(shipped["ckplus-original"], root / "CK+")
+    shutil.copytree(shipped["ckplus"], root / "CK+48")
+    plan = _plan(root)
+    assert {t.source for t in plan.image_tasks} == {"ckplus"}
+    assert any(note.startswith("CK+48 and CK+'s original frames are both ingested") for note in plan.notes)
