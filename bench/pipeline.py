@@ -5,9 +5,10 @@ they grow with the data, and training images/s through the pipeline beside the m
         [--epochs 2] [--work-dir DIR] [--json FILE]
 
 Each scale runs in its own process (a fresh RSS) the same pipeline as `tfx run create --engine
-beam` (BeamDagRunner in that process, so one sampler sees every component's memory), with the
-default `real-data` profile for `--epochs` epochs, on a fresh pipeline root over a synthetic data
-root of n x scale FER2013 rows plus the CK+ (both layouts), JAFFE and FERG folders. A component's
+beam` (its runner, pipeline.local.BeamDagRunner, in that process, so one sampler sees every
+component's memory), with the default `real-data` profile for `--epochs` epochs, on a fresh
+pipeline root over a synthetic data root of n x scale FER2013 rows plus the CK+ (both layouts),
+JAFFE and FERG folders. A component's
 peak RSS is the process tree's during its run: what it added on top of what the components
 before it left resident. Targets (issue 14): every component's peak at 4x within 15% of 1x;
 everything but the Trainer's epochs under 60 s at 1x; training images/s through the pipeline
@@ -115,8 +116,6 @@ def run_one(n: int, epochs: int, work: Path) -> dict:
     if not data_root.exists():
         _data_root(data_root, n, work)
 
-    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
-
     from pipeline import local
 
     pipeline_progress_logging()
@@ -125,7 +124,7 @@ def run_one(n: int, epochs: int, work: Path) -> dict:
     sampler = _RssSampler()
     sampler.start()
     started = time.time()
-    BeamDagRunner().run(local.build())
+    local.BeamDagRunner().run(local.build())
     total = time.time() - started
     sampler.stop.set()
 

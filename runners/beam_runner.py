@@ -13,8 +13,6 @@ from contract.runtime import pipeline_progress_logging, quiet_tensorflow
 
 quiet_tensorflow()
 
-from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner  # noqa: E402
-
 from pipeline import configs, local  # noqa: E402
 
 
@@ -30,7 +28,7 @@ def _latest_run():
 if __name__ == "__main__":
     pipeline_progress_logging(verbose=configs.VERBOSE_LOGS)
     before = _latest_run()
-    BeamDagRunner().run(local.build())
+    local.BeamDagRunner().run(local.build())
     finished = _latest_run()  # `tfx pipeline create|update` only compiles: no new run, nothing to say
     if finished is not None and (before is None or finished.run_id != before.run_id):
         from deep_emotion import summary  # noqa: E402
