@@ -19,7 +19,8 @@ from typing import Counter, Dict, List, Set, Tuple
 from components.example_gen import archives, files
 from components.example_gen.fer2013_csv import (FER2013_FILE_NAMES, FERPLUS, LABELLED, LAYOUT_BY_FILE_NAME,
                                                 UNLABELLED, USAGE_SPLIT, CsvTask, identify_csv, read_header)
-from components.example_gen.image_folders import DESCRIPTION, LISTERS, ImageTask, dataset_children, layout_of
+from components.example_gen.image_folders import (DESCRIPTION, LISTERS, ImageTask, dataset_children, layout_of,
+                                                  layouts_in)
 from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, CONTEMPT_EXCLUDED, IngestOptions
 from components.example_gen.records import IngestError, Reject
 from components.example_gen.subject_split import assign_subjects
@@ -116,7 +117,7 @@ class DataRootWalker:
                 found = sorted(scan, key=lambda e: e.name)
         except OSError as error:
             if record:
-                self.reject(source, folder, f"cannot list the folder: {error.strerror}")
+                self.reject(source, folder, f"cannot list the folder: {error.strerror}", fatal=True)
             return []
         for item in found:
             if self._is_metadata(item.name, item.path, record):
@@ -125,7 +126,10 @@ class DataRootWalker:
                 target = os.path.realpath(item.path)
                 if os.path.commonpath([target, self._real_root]) != self._real_root:
                     if record:
-                        self.reject(source, item.path, f"symlink leads outside the data root, to {target}")
+                        self.reject(source, item.path, f"symlink leads outside the data root, to {target}: not "
+                                                       "followed (copy or move that data under the data root, or "
+                                                       "point the data root at a folder that holds all of it)",
+                                    fatal=os.path.isdir(target))  # a folder's worth of data is lost
                     continue
                 if not os.path.exists(target):
                     if record:
@@ -217,9 +221,14 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
         if walker.identity(folder) in searched:
             return {}
         searched.add(walker.identity(folder))
-        layout = layout_of(walker, folder, name, allow_name_hint=False)
-        if layout:
-            return {folder: layout, **find_beside(folder, layout, depth)}
+        layouts = layouts_in(walker, folder)
+        if len(layouts) > 1:
+            where = f"the data root {walker.root}" if folder == walker.root else f"{walker.relpath(folder)}/"
+            raise IngestError(f"{where} holds {' and '.join(DESCRIPTION[l] for l in layouts)} "
+                              "side by side: two datasets unpacked into one folder cannot be told apart file by "
+                              "file. Move each into a folder of its own (e.g. jaffe/, CK+48/) under the data root.")
+        if layouts:
+            return {folder: layouts[0], **find_beside(folder, layouts[0], depth)}
         below: Dict[str, str] = {}
         if depth < MAX_DEPTH:
             for entry in walker.peek(folder):
@@ -231,19 +240,33 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
         return {folder: layout} if layout else {}
 
     def find_beside(folder: str, layout: str, depth: int) -> Dict[str, str]:
-        """Datasets among a dataset folder's other children (CSVs, folders holding a dataset)."""
+        """Datasets among a dataset folder's other children: CSVs, and folders or archives holding
+        an image dataset or a CSV (CK+ unpacked into the root beside Kaggle's fer2013.tar.gz)."""
         own, found, handed = set(dataset_children(walker, layout, folder)), {}, []
         for entry in walker.peek(folder):
             if not entry.is_dir and entry.name.lower().endswith(".csv"):
                 handed.append(entry)
             elif entry.is_dir and entry.path not in own and depth < MAX_DEPTH:
                 below = find(entry.path, entry.name, depth + 1)
-                if below:
-                    found.update(below)
+                found.update(below)
+                if below or holds_csv(entry.path, depth + 1):
                     handed.append(entry)
         beside[folder] = handed
         walker.elsewhere.update(entry.path for entry in handed)
         return found
+
+    csv_below: Dict[str, bool] = {}
+
+    def holds_csv(folder: str, depth: int) -> bool:
+        """Whether a CSV lies in or below a folder (or archive), MAX_DEPTH levels at most; each
+        folder is looked at once (a symlink back up finds nothing new)."""
+        key = walker.identity(folder)
+        if key not in csv_below:
+            csv_below[key] = False
+            entries = walker.peek(folder)
+            csv_below[key] = any(not e.is_dir and e.name.lower().endswith(".csv") for e in entries) or (
+                depth < MAX_DEPTH and any(e.is_dir and holds_csv(e.path, depth + 1) for e in entries))
+        return csv_below[key]
 
     dataset_folders = find(walker.root, os.path.basename(walker.root), 0)
 
@@ -315,7 +338,8 @@ def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files
         return
     if not header:
         if known_name:
-            walker.reject("fer2013", entry.path, "empty file: no header, no rows")
+            walker.reject("fer2013", entry.path, "empty file: no header, no rows (an interrupted download? "
+                                                 "download it again)", fatal=True)
         else:
             walker.unrecognised(entry.path, "empty CSV")
         return

@@ -65,19 +65,30 @@ def _name_hint(folder_name: str) -> Optional[str]:
 def layout_of(walker, folder: str, name: str, allow_name_hint: bool) -> Optional[str]:
     """The layout a folder holds, by its content (a look at two levels); by its name as a last
     resort (allow_name_hint: nothing below it was recognised)."""
+    found = layouts_in(walker, folder)
+    if found:
+        return found[0]
+    return _name_hint(name) if allow_name_hint else None
+
+
+def layouts_in(walker, folder: str) -> List[str]:
+    """Every layout a folder's own content matches, most specific first. More than one is two
+    datasets unpacked into one folder (JAFFE's images beside CK+48's emotion folders), which
+    plan_ingestion refuses: each lister would take the other's files for strays."""
     children = walker.peek(folder)
+    found = []
     parts = ckplus_parts(walker, folder)
     if parts.get(CKPLUS_IMAGES) and parts.get(CKPLUS_LABELS):
-        return CKPLUS_ORIGINAL
+        found.append(CKPLUS_ORIGINAL)
     if any(not c.is_dir and JAFFE_NAME.match(c.name) for c in children) or _jaffe_folders(walker, folder):
-        return JAFFE
+        found.append(JAFFE)
     emotion_folders = [c for c in children if c.is_dir and c.name.lower() in CKPLUS_FOLDERS]
-    for folder_entry in emotion_folders[:3]:
-        if any(not g.is_dir and CKPLUS_SUBJECT.match(g.name) for g in walker.peek(folder_entry.path)):
-            return CKPLUS48
+    if any(any(not g.is_dir and CKPLUS_SUBJECT.match(g.name) for g in walker.peek(folder_entry.path))
+           for folder_entry in emotion_folders[:3]):
+        found.append(CKPLUS48)
     if any(_is_ferg_character(walker, c) for c in [c for c in children if c.is_dir][:8]):
-        return FERG
-    return _name_hint(name) if allow_name_hint else None
+        found.append(FERG)
+    return found
 
 
 def _jaffe_folders(walker, folder: str) -> List:

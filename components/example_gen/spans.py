@@ -189,21 +189,30 @@ def _children(folder: str) -> List[Tuple[str, bool]]:
 
 # --- fingerprints -----------------------------------------------------------------------------------
 def _local_files(root: str) -> Iterator[Tuple[str, int, int]]:
-    """(relative path, size, mtime in ns) of every file, following symlinks once (as ingestion does)."""
-    seen = set()
+    """(relative path, size, mtime in ns) of every file, following symlinks once and only while they
+    stay inside the root, as ingestion does: a link out of the root (to /usr, to /) counts as itself
+    and is not walked (ingestion refuses it), and a file that vanishes meanwhile is left out."""
+    real_root = os.path.realpath(root)
+    seen = {real_root}
     for folder, dirs, names in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs.sort()
+        followed = []
+        for name in sorted(dirs):
+            real = os.path.realpath(os.path.join(folder, name))
+            if os.path.commonpath([real, real_root]) != real_root:
+                names.append(name)
+            elif real not in seen:
+                seen.add(real)
+                followed.append(name)
+        dirs[:] = followed
         for name in sorted(names):
             path = os.path.join(folder, name)
             try:
                 stat = os.stat(path)
             except OSError:  # a broken symlink: ingestion names it; here its own existence counts
-                stat = os.lstat(path)
+                try:
+                    stat = os.lstat(path)
+                except OSError:  # gone since the folder was listed
+                    continue
             yield os.path.relpath(path, root), stat.st_size, stat.st_mtime_ns
 
 

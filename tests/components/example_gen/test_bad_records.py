@@ -46,7 +46,6 @@ def bad_root(tmp_path_factory, new_data_root):
         f"5,{root.text(good)},PrivateTest",              # 8 good
         "3,12 34 56"]))                                  # 9 truncated, no newline
     header_only = root.write("header_only/train.csv", "emotion,pixels\n")
-    empty = root.write("empty/fer2013.csv", b"")
 
     root.image("CK+48/anger/S010_001_00000001.png")
     buffer = io.BytesIO()
@@ -73,7 +72,6 @@ def bad_root(tmp_path_factory, new_data_root):
         (rows, 7, "Usage 'Validation' is not one of Training, PublicTest, PrivateTest"),
         (rows, 9, "truncated last line (the file ends without a newline): 2 fields, expected 3"),
         (header_only, None, "header only: no data rows"),
-        (empty, None, "empty file"),
         (corrupt, None, "corrupt image (OSError: image file is truncated)"),
         (not_image, None, "not an image (Pillow cannot identify its format)"),
         (bomb, None, "decompression bomb: the header says 6000x5000 = 30,000,000 pixels"),

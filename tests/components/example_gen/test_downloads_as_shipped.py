@@ -306,3 +306,57 @@ def test_ckplus48_beside_the_original_frames_is_noted(shipped, tmp_path):
     plan = _plan(root)
     assert {t.source for t in plan.image_tasks} == {"ckplus"}
     assert any(note.startswith("CK+48 and CK+'s original frames are both ingested") for note in plan.notes)
+
+
+@pytest.mark.parametrize("unpacked", ["ckplus-original", "jaffe"])
+@pytest.mark.parametrize("fer2013_as", ["fer2013.tar.gz", "fer2013/ folder"])
+def test_fer2013_in_a_folder_or_archive_beside_a_dataset_unpacked_into_the_root_is_read(
+        shipped, tmp_path, unpacked, fer2013_as):
+    """A folder or archive beside an unpacked dataset was handed over only when it held an image
+    dataset: Kaggle's fer2013.tar.gz (fer2013/fer2013.csv inside) beside CK+'s folders was listed
+    as unrecognised and the run passed without FER2013."""
+    root = tmp_path / "data"
+    shutil.copytree(shipped[unpacked], root)
+    if fer2013_as == "fer2013.tar.gz":
+        with tarfile.open(root / "fer2013.tar.gz", "w:gz") as tar:
+            tar.add(shipped["fer2013"], "fer2013/fer2013.csv")
+        expected = "fer2013.tar.gz!/fer2013/fer2013.csv"
+    else:
+        (root / "fer2013").mkdir()
+        shutil.copy(shipped["fer2013"], root / "fer2013" / "fer2013.csv")
+        expected = "fer2013/fer2013.csv"
+    plan = _plan(root)
+    assert [task.name for task in plan.csv_tasks] == [expected]
+    assert not [u for u in plan.unrecognised if "fer2013" in u]
+
+
+def test_two_datasets_unpacked_into_one_folder_is_an_error_naming_both(shipped, tmp_path):
+    """JAFFE's images loose in the root with CK+48's emotion folders beside them: each lister took
+    the other's files for strays, and the run passed with JAFFE alone."""
+    root = tmp_path / "data"
+    shutil.copytree(shipped["jaffe"], root)
+    for emotion_folder in os.listdir(shipped["ckplus"]):
+        shutil.copytree(os.path.join(shipped["ckplus"], emotion_folder), root / emotion_folder)
+    with pytest.raises(IngestError, match=r"the data root .* holds JAFFE and CK\+48 crops side by side.*"
+                                          r"Move each into a folder of its own"):
+        _plan(root)
+
+
+def test_a_symlink_out_of_the_root_fails_the_run_whatever_the_budget(shipped, tmp_path, ingest):
+    """It loses everything behind it (a whole dataset stored elsewhere): it used to count as one bad
+    record, which a budget of 1 excused."""
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    shutil.copytree(shipped["jaffe"], elsewhere / "jaffe")
+    root.mkdir()
+    shutil.copy(shipped["fer2013"], root / "fer2013.csv")
+    os.symlink(elsewhere / "jaffe", root / "jaffe")
+    with pytest.raises(IngestError, match=r"symlink leads outside the data root"):
+        ingest(str(root), bad_record_budget=5)
+
+
+def test_an_empty_fer2013_csv_fails_the_run_whatever_the_budget(shipped, tmp_path, ingest):
+    root = tmp_path / "data"
+    shutil.copytree(shipped["jaffe"], root / "jaffe")
+    (root / "fer2013.csv").write_bytes(b"")
+    with pytest.raises(IngestError, match=r"fer2013.csv.*empty file.*interrupted download"):
+        ingest(str(root), bad_record_budget=5)

@@ -146,3 +146,18 @@ def test_datasets_are_found_by_content_inside_each_span_folder(data_root, ingest
     ids = sorted(e["image_id"] for split in window.examples.values() for e in split)
     assert ids == [f"span-1/happy/S001_001_{i:08d}.png" for i in range(2)] + [
         f"span-2/downloads/faces/CK+48/happy/S002_001_{i:08d}.png" for i in range(3)]
+
+
+def test_fingerprint_does_not_walk_a_symlink_out_of_the_root(tmp_path):
+    """It used to follow a link to / (or /usr) through the whole file system before planning refused
+    the link, and crashed on files that vanished meanwhile (/proc)."""
+    root, outside = tmp_path / "data", tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "big.bin").write_bytes(b"x" * 1000)
+    root.mkdir()
+    (root / "fer2013.csv").write_text("emotion,pixels,Usage\n")
+    os.symlink(outside, root / "elsewhere")
+    before = spans.fingerprint_data_root(str(root))
+    assert "num_files:2," in before  # fer2013.csv, and the link itself
+    (outside / "deep" / "big.bin").write_bytes(b"y" * 2000)  # behind the link: not part of the input
+    assert spans.fingerprint_data_root(str(root)) == before
