@@ -303,7 +303,7 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
                               + " and ".join(walker.relpath(f) for f in folders)
                               + ". Keep one copy under the data root, or point the data root at one of them.")
     notes: List[str] = list(walker.notes)
-    if found_layouts.get(CKPLUS48) and found_layouts.get(CKPLUS_ORIGINAL):
+    if found_layouts.get(CKPLUS48) and any(image.layout == CKPLUS_ORIGINAL for image in image_files):
         notes.append("CK+48 and CK+'s original frames are both ingested: the published CK+48 is cropped from "
                      "those frames, so with both each such face appears twice (as a crop and through the face "
                      "stage), on one side of the split (by subject); keep one to count each face once")

@@ -77,8 +77,7 @@ def layouts_in(walker, folder: str) -> List[str]:
     plan_ingestion refuses: each lister would take the other's files for strays."""
     children = walker.peek(folder)
     found = []
-    parts = ckplus_parts(walker, folder)
-    if parts.get(CKPLUS_IMAGES) and parts.get(CKPLUS_LABELS):
+    if ckplus_parts(walker, folder).get(CKPLUS_IMAGES):  # without Emotion: every sequence counted as unlabelled
         found.append(CKPLUS_ORIGINAL)
     if any(not c.is_dir and JAFFE_NAME.match(c.name) for c in children) or _jaffe_folders(walker, folder):
         found.append(JAFFE)
@@ -284,7 +283,11 @@ def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
                               + " (a zip and the folder unpacked from it are two copies). Keep one copy under the "
                                 "data root.")
     (images, _), = parts[CKPLUS_IMAGES]
-    (emotion, _), = parts[CKPLUS_LABELS]
+    emotion = parts[CKPLUS_LABELS][0][0] if parts.get(CKPLUS_LABELS) else None
+    if emotion is None:
+        walker.note(f"{walker.relpath(images.path)}/: CK+'s frames without its Emotion labels (an Emotion/ folder "
+                    "or Emotion_labels.zip beside it): no frame can be labelled, every sequence is counted and "
+                    "left out")
     part_paths = {part.path for found in parts.values() for part, _ in found}
     holders = {holder.path: holder for found in parts.values() for _, holder in found}
     for entry in walker.children(root, "ckplus"):
@@ -298,7 +301,7 @@ def list_ckplus_original(walker, root: str, options) -> Iterator[ImageFile]:
     for name in CKPLUS_UNUSED:
         for part, _ in parts.get(name, ()):
             walker.note(f"{walker.relpath(part.path)}/: CK+ {_CKPLUS_NAMES[name]}, not used")
-    labels, seen = _ckplus_labels(walker, emotion.path), set()
+    labels, seen = (_ckplus_labels(walker, emotion.path) if emotion else {}), set()
     yield from _ckplus_frames(walker, images, labels, seen, options)
     orphans = sorted(set(labels) - seen)
     if orphans:

@@ -360,3 +360,17 @@ def test_an_empty_fer2013_csv_fails_the_run_whatever_the_budget(shipped, tmp_pat
     (root / "fer2013.csv").write_bytes(b"")
     with pytest.raises(IngestError, match=r"fer2013.csv.*empty file.*interrupted download"):
         ingest(str(root), bad_record_budget=5)
+
+
+def test_ckplus_frames_without_their_emotion_labels_are_counted_with_one_note(shipped, tmp_path):
+    """cohn-kanade-images/ alone (Emotion_labels.zip not downloaded): no label may be invented, and
+    the frames used to come out as one "not a dataset file" line each."""
+    root = tmp_path / "data"
+    shutil.copytree(os.path.join(shipped["ckplus-original"], "cohn-kanade-images"), root / "cohn-kanade-images")
+    shutil.copytree(shipped["jaffe"], root / "jaffe")
+    frames = sum(len(names) for _, _, names in os.walk(root / "cohn-kanade-images"))
+    plan = _plan(root)
+    assert {task.source for task in plan.image_tasks} == {"jaffe"}
+    assert plan.excluded[("ckplus", "CK+ sequence without an Emotion label, not ingested")] == frames
+    assert [n for n in plan.notes if "cohn-kanade-images/: CK+'s frames without its Emotion labels" in n]
+    assert not [u for u in plan.unrecognised if "cohn-kanade-images" in u]
