@@ -162,6 +162,8 @@ class DataRootWalker:
                 self.reject("data root", archives.member_path(archive, name), f"archive member refused: {why}")
             self._archives[archive] = index
         entries = []
+        if record and not member_folder and index.kind != "?" and not index.children("") and not index.refused:
+            self.unrecognised(archive, "an empty archive: no members")
         for member in sorted(index.children(member_folder), key=lambda m: m.name):
             path = archives.member_path(archive, member.name)
             base = posixpath.basename(member.name)

@@ -374,3 +374,11 @@ def test_ckplus_frames_without_their_emotion_labels_are_counted_with_one_note(sh
     assert plan.excluded[("ckplus", "CK+ sequence without an Emotion label, not ingested")] == frames
     assert [n for n in plan.notes if "cohn-kanade-images/: CK+'s frames without its Emotion labels" in n]
     assert not [u for u in plan.unrecognised if "cohn-kanade-images" in u]
+
+
+def test_an_empty_archive_is_named_as_such(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    zipfile.ZipFile(root / "CK+48.zip", "w").close()
+    with pytest.raises(IngestError, match=r"CK\+48.zip \(an empty archive: no members\)"):
+        _plan(root)
