@@ -40,7 +40,8 @@ class IngestOptions:
         peak frame) get the sequence's label (3, as CK+48 has).
     ckplus_first_frame_neutral: original CK+: each labelled sequence's first frame also counts,
         as neutral.
-    max_archive_member_bytes: an archive member larger than this is refused before it is read.
+    max_archive_member_bytes: an archive's image member larger than this is refused before it is read
+        (CSV members, FER2013's 287 MB among them, are streamed a line at a time, each line capped).
     """
     use_ferplus_labels: bool = False
     contempt_as: Optional[str] = None
