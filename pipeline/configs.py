@@ -60,6 +60,8 @@ SPAN_PATTERN = _setting("SPAN_PATTERN", "span-{SPAN}",
                         "Span folders under the data root (TFX's {SPAN}, or {YYYY}-{MM}-{DD}); a root without them is "
                         "read whole (span 0); empty: never look for spans.")
 NUM_SPANS = _setting("NUM_SPANS", 1, "How many of the latest spans a run ingests (TFX's rolling_range num_spans).")
+if NUM_SPANS < 1:
+    raise ValueError(f"DEEP_EMOTION_NUM_SPANS={NUM_SPANS}: a run ingests 1 or more spans")
 ACCEPT_DRIFT = _setting("ACCEPT_DRIFT", "",
                         "Span number(s), e.g. 7 or 7,8, whose drift from the served model's training data the DataGate "
                         "accepts (logged); no other span's. Kubeflow: the run parameter accept_drift.")

@@ -25,12 +25,23 @@ def _latest_run():
     return runs.latest_run(configs.METADATA_PATH, configs.PIPELINE_NAME)
 
 
+def _say_what_the_run_did(before) -> None:
+    """The run's verdict in one line ("Nothing new: ...", "Stopped at DataGate (span 4 ...)"), after a
+    failed run too; `tfx pipeline create|update` only compiles: no new run, nothing to say."""
+    try:
+        finished = _latest_run()
+        if finished is not None and (before is None or finished.run_id != before.run_id):
+            from deep_emotion import summary  # pylint: disable=import-outside-toplevel
+
+            print(summary.verdict(finished), flush=True)
+    except Exception as error:  # pylint: disable=broad-except  # never hide the run's own error
+        print(f"(no verdict: reading the run's metadata failed: {error})", flush=True)
+
+
 if __name__ == "__main__":
     pipeline_progress_logging(verbose=configs.VERBOSE_LOGS)
     before = _latest_run()
-    local.BeamDagRunner().run(local.build())
-    finished = _latest_run()  # `tfx pipeline create|update` only compiles: no new run, nothing to say
-    if finished is not None and (before is None or finished.run_id != before.run_id):
-        from deep_emotion import summary  # noqa: E402
-
-        print(summary.verdict(finished), flush=True)  # what the run did, in one line: "Nothing new: ..."
+    try:
+        local.BeamDagRunner().run(local.build())
+    finally:
+        _say_what_the_run_did(before)

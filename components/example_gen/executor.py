@@ -219,8 +219,19 @@ class Executor(BaseExampleGenExecutor):
         options = IngestOptions.from_custom_config_json(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY))
         data_root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         spans = spans_lib.from_json(exec_properties.get(SPAN_FOLDERS_KEY))
-        plan = spans_lib.plan_spans(data_root, spans, options)
         pattern = exec_properties.get(SPAN_PATTERN_KEY)
+        unmatched = spans_lib.span_like_folders(data_root) if pattern and not spans else ()
+        hint = (f"{', '.join(unmatched)} look like span folders but do not match the span pattern {pattern!r}, so "
+                "the root is read whole, as one span, with no drift check between them; to read them as spans set "
+                "the pattern (DEEP_EMOTION_SPAN_PATTERN, e.g. {YYYY}-{MM}-{DD} or span_{SPAN})") if unmatched else ""
+        try:
+            plan = spans_lib.plan_spans(data_root, spans, options)
+        except IngestError as error:
+            if not hint:
+                raise
+            raise IngestError(f"{error}\nNote: {hint}") from error
+        if hint:
+            plan.notes.append(hint)
         if spans and pattern:
             outside = spans_lib.outside(data_root, spans_lib.list_spans(data_root, pattern))
             if outside:

@@ -180,6 +180,15 @@ def outside(data_root: str, found: Sequence[Span]) -> Tuple[str, ...]:
                         if name not in top_levels))
 
 
+_SPAN_LIKE = re.compile(r"^(\d{4}-?\d{2}-?\d{2}|span[-_ ]?\d+)$", re.IGNORECASE)  # 2026-12-01, 20261201, span_2, Span-3
+
+
+def span_like_folders(data_root: str) -> Tuple[str, ...]:
+    """Top-level folders named as spans usually are (dates, span_2, Span-3): in a root where the span
+    pattern matched nothing, the user most likely meant them as spans and set no pattern for them."""
+    return tuple(name + "/" for name, is_dir in _children(data_root) if is_dir and _SPAN_LIKE.match(name))
+
+
 def _children(folder: str) -> List[Tuple[str, bool]]:
     if files.is_local(folder):
         with os.scandir(folder) as entries:

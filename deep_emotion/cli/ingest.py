@@ -31,11 +31,13 @@ _DEFAULTS = IngestOptions()
 @click.option("--split-fractions", default=",".join(map(str, _DEFAULTS.split_fractions)), show_default=True,
               help="train,eval,test shares for CK+, JAFFE, FERG (by subject) and Kaggle train.csv.")
 @click.option("--split-seed", type=int, default=_DEFAULTS.split_seed, show_default=True)
-@click.option("--span-pattern", default="span-{SPAN}", show_default=True,
+@click.option("--span-pattern", default="span-{SPAN}", show_default=True, envvar="DEEP_EMOTION_SPAN_PATTERN",
               help="Span folders under the data root (TFX's {SPAN} or {YYYY}-{MM}-{DD}); a root without them is "
-                   "read whole, '' never looks for spans.")
-@click.option("--num-spans", type=click.IntRange(min=1), default=1, show_default=True,
-              help="How many of the latest spans to read, as the pipeline's rolling window does.")
+                   "read whole, '' never looks for spans. Default: the pipeline's DEEP_EMOTION_SPAN_PATTERN when "
+                   "set, so that this shows what a run would read.")
+@click.option("--num-spans", type=click.IntRange(min=1), default=1, show_default=True, envvar="DEEP_EMOTION_NUM_SPANS",
+              help="How many of the latest spans to read, as the pipeline's rolling window does (default: "
+                   "DEEP_EMOTION_NUM_SPANS when set).")
 @click.option("--face-crop", default=",".join(_DEFAULTS.face_crop), show_default=True,
               help="Image layouts whose images go through the face stage: ckplus-original, jaffe, ferg "
                    "(comma-separated; '' for none).")

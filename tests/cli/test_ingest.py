@@ -61,3 +61,18 @@ def test_ingest_refuses_to_replace_an_existing_output_unless_asked(data_root, tm
     result = CliRunner().invoke(ingest, ["--data-root", data_root.path, "--out", str(out)])
     assert result.exit_code == 1 and "exists and is not empty; pass --overwrite" in result.output
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_ingest_reads_the_spans_the_pipeline_would_read_from_its_settings(data_root, tmp_path):
+    """With DEEP_EMOTION_SPAN_PATTERN set (dated folders), `deep-emotion ingest` used to look for
+    span-N folders, read the whole root, and fail on FER2013 twice."""
+    for day, usage_rows in (("2026-12-01", 2), ("2026-12-02", 3)):
+        rows = [f"0,{data_root.text(data_root.pixels())},{usage}"
+                for usage in ["Training"] * usage_rows + ["PublicTest", "PrivateTest"]]
+        data_root.write(f"{day}/fer2013.csv", "emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "converted"
+    result = CliRunner().invoke(ingest, ["--data-root", data_root.path, "--out", str(out)],
+                                env={"DEEP_EMOTION_SPAN_PATTERN": "{YYYY}-{MM}-{DD}", "DEEP_EMOTION_NUM_SPANS": "1"})
+    assert result.exit_code == 0, result.output
+    assert "fer2013  train      3" in result.output  # the latest day's 3 Training rows only
+    assert "2026-12-02/" in result.output

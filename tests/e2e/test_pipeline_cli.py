@@ -540,6 +540,7 @@ def test_a_new_span_whose_pixels_drifted_stops_at_the_data_gate_naming_both_span
     assert f"Data drift from span 2 (what served version {versions[-1]} was trained on) to span 3" in output, \
         explain(result)
     assert "split 'train', feature 'pixels'" in output and "DEEP_EMOTION_ACCEPT_DRIFT=3" in output
+    assert "Stopped at DataGate (span 3" in result.stdout, explain(result)  # the verdict, after a failed run too
     run = sandbox.latest_run()
     assert run.nodes[EXAMPLE_GEN].output("examples").properties["span"].int_value == 3
     assert run.states()["DataGate"] == "FAILED"

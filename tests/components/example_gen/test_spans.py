@@ -6,6 +6,7 @@ from tfx.components.example_gen import utils as example_gen_utils
 from tfx.proto import range_config_pb2
 
 from components.example_gen import spans
+from components.example_gen.records import IngestError
 from components.example_gen.spans import Span, SpanPatternError
 
 
@@ -161,3 +162,19 @@ def test_fingerprint_does_not_walk_a_symlink_out_of_the_root(tmp_path):
     assert "num_files:2," in before  # fer2013.csv, and the link itself
     (outside / "deep" / "big.bin").write_bytes(b"y" * 2000)  # behind the link: not part of the input
     assert spans.fingerprint_data_root(str(root)) == before
+
+
+def test_dated_folders_without_a_span_pattern_for_them_are_named_as_such(data_root, ingest):
+    """Read whole (the default pattern is span-{SPAN}): the summary and an error say the folders look
+    like spans and which setting reads them as spans; nothing else would tell the user that no drift
+    check runs between them."""
+    data_root.image("2026-12-01/jaffe/KA.HA1.1.tiff", format="TIFF")
+    data_root.image("2026-12-02/CK+48/happy/S001_001_00000001.png")
+    run = ingest(data_root.path, bad_record_budget=0, split_fractions=(1.0, 0.0, 0.0))
+    [note] = [n for n in run.summary["notes"] if "look like span folders" in n]
+    assert note.startswith("2026-12-01/, 2026-12-02/ look like span folders but do not match the span pattern "
+                           "'span-{SPAN}'") and "DEEP_EMOTION_SPAN_PATTERN" in note
+    data_root.write("2026-12-01/fer2013.csv", "emotion,pixels,Usage\n")
+    data_root.write("2026-12-02/fer2013.csv", "emotion,pixels,Usage\n")
+    with pytest.raises(IngestError, match=r"(?s)holds FER2013 twice.*Note: 2026-12-01/, 2026-12-02/ look like span"):
+        ingest(data_root.path)
