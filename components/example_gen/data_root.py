@@ -13,7 +13,6 @@ import csv
 import dataclasses
 import os
 import posixpath
-import re
 from typing import Counter, Dict, List, Set, Tuple
 
 from components.example_gen import archives, files
@@ -24,16 +23,11 @@ from components.example_gen.image_folders import (DESCRIPTION, LISTERS, ImageTas
 from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, CONTEMPT_EXCLUDED, IngestOptions
 from components.example_gen.records import IngestError, Reject
 from components.example_gen.subject_split import assign_subjects
-from contract.data import SYNTHETIC_MARKER
+from contract.data import OS_METADATA, SYNTHETIC_MARKER
 
 
 MAX_DEPTH = 8  # folders (and archive levels) below the data root that are searched for datasets
 
-# What operating systems leave in folders and in the archives made from them: macOS's __MACOSX/
-# copies of every file's resource fork ("._name", which would otherwise look like a second copy of
-# each dataset), Finder and Explorer caches. Named in the report as such, never searched or read.
-OS_METADATA = re.compile(r"^(__MACOSX|\._.*|\.DS_Store|Thumbs\.db|desktop\.ini|\.Spotlight-V100|\.Trashes|"
-                         r"\.fseventsd|\.TemporaryItems)$", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)

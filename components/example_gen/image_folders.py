@@ -34,6 +34,7 @@ from components.example_gen import files
 from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, FERG, JAFFE
 from components.example_gen.records import IngestError, Reject, encode_examples
 from contract.data import CKPLUS_CODES, CKPLUS_FOLDERS, FERG_EXPRESSIONS, IMAGE_SIZE, JAFFE_CODES
+from faces.gray import NoGrayScale, to_gray
 
 CKPLUS_SUBJECT = re.compile(r"^(S\d+)_", re.IGNORECASE)                     # S005_001_00000011.png
 CKPLUS_FRAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.\w+$", re.IGNORECASE)      # S005_001_00000011.png
@@ -383,43 +384,6 @@ class UnreadableFile(ImageDefect):
 _CORRUPT_DATA = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 
 
-def _to_gray(image: Image.Image) -> Image.Image:
-    """The image as 8-bit grayscale ("L"), its gray levels scaled from the depth it was stored at.
-
-    Pillow's convert("L") clips high-bit-depth modes instead of scaling them, so a 16-bit image
-    (0..65535) would come out solid white. Those modes are reduced here:
-    - "I;16", "I;16B", "I;16L" (16-bit PNG and TIFF): the top 8 bits (value >> 8), which is how the
-      serving signature's tf.io.decode_image reduces a 16-bit PNG, so both see the same levels;
-    - "I" (32-bit integer: 16-bit PGM, integer TIFF): Pillow does not keep the stored depth, so the
-      values say it: all within 0..255 are 8-bit levels as they are, within 0..65535 16-bit levels
-      (>> 8, as above); negative values or values over 16 bits have no agreed gray scale: refused;
-    - "F" (32-bit float TIFF): values in [0, 1] are scaled by 255; any other range is refused.
-    Other modes (1, L, P, RGB, RGBA, LA, CMYK...) are 8-bit already: convert("L") as before.
-    """
-    mode = image.mode
-    if not (mode == "I" or mode.startswith("I;16") or mode == "F"):
-        return image.convert("L")
-    values = np.asarray(image)  # decodes: the pixel budget was checked on the header before this
-    if mode == "F":
-        if values.size and not np.isfinite(values).all():
-            raise ImageDefect("a mode F (32-bit float) image with NaN or infinite values: no gray levels to take "
-                              "from it")
-        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
-        if low < 0 or high > 1:
-            raise ImageDefect(f"a mode F (32-bit float) image with values from {low:g} to {high:g}: only floats "
-                              "in [0, 1] have an agreed gray scale (save it as 8- or 16-bit)")
-        return Image.fromarray(np.rint(values * np.float32(255)).astype(np.uint8))
-    if mode == "I":
-        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
-        if low < 0 or high > 0xFFFF:
-            raise ImageDefect(f"a mode I (32-bit integer) image with values from {low} to {high}: only 8- or "
-                              "16-bit levels (0..65535) have an agreed gray scale")
-        shift = 8 if high > 0xFF else 0
-    else:
-        shift = 8  # I;16*: the container is 16 bits, whatever the values
-    return Image.fromarray((values >> shift).astype(np.uint8))
-
-
 def _decode(source, max_image_pixels: int, face_crop: bool):
     """(uint8 [48*48] face, face box or None) from an open binary stream."""
     with Image.open(source) as image:  # reads the header only
@@ -427,7 +391,10 @@ def _decode(source, max_image_pixels: int, face_crop: bool):
         if width * height > max_image_pixels:
             raise ImageDefect(f"decompression bomb: the header says {width}x{height} = {width * height:,} "
                               f"pixels, over max_image_pixels = {max_image_pixels:,}")
-        gray = _to_gray(image)
+        try:
+            gray = to_gray(image)
+        except NoGrayScale as error:
+            raise ImageDefect(str(error)) from error
     if face_crop:
         from faces import crop, detect  # pylint: disable=import-outside-toplevel
 

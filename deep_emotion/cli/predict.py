@@ -35,18 +35,19 @@ def command(model_path, no_detect, every, max_image_pixels, max_image_bytes, pat
     bars = []
 
     def progress(name, frames):
-        bar = click.progressbar(length=frames or None, label=f"{name} (frames)", file=click.get_text_stream("stderr"))
+        if not frames:  # the container does not say (mkv, webm) or cannot be read: no bar to fill
+            return lambda n: None
+        bar = click.progressbar(length=frames, label=f"{name} (frames)", file=click.get_text_stream("stderr"))
         bars.append(bar.__enter__())
         return bars[-1].update
 
     failures = 0
     try:
         for answer in predict_lines(model_dir, list(paths), detect=not no_detect, every=every,
-                                    max_pixels=max_image_pixels, max_bytes=max_image_bytes, progress=progress):
+                                    max_pixels=max_image_pixels, max_bytes=max_image_bytes, progress=progress,
+                                    notice=lambda message: click.echo(message, err=True)):
             failures += "error" in answer
             click.echo(json.dumps(answer))
-    except ValueError as error:  # a CSV without a pixels column
-        raise click.ClickException(str(error)) from None
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
