@@ -171,7 +171,8 @@ def create_pipeline(
     if isinstance(accept_drift, str):
         drift.accepted_spans(accept_drift)  # a malformed override fails here, not at the gate
     data_gate = DataGate(anomalies=example_validator.outputs["anomalies"], schema=curated_schema.outputs["schema"],
-                         statistics=statistics_gen.outputs["statistics"], serving_dir=serving_dir,
+                         statistics=statistics_gen.outputs["statistics"], examples=example_gen.outputs["examples"],
+                         serving_dir=serving_dir,
                          accept_drift=accept_drift)
     gated_schema = data_gate.outputs["gated_schema"]
     components += [example_gen, statistics_gen, candidate_schema, curated_schema, example_validator, data_gate]

@@ -14,6 +14,7 @@ the run parameter accept_drift): the report is logged as a warning and kept on t
 (`drift_accepted`); a later span that drifts stops the run again.
 """
 import os
+import tempfile
 from typing import Optional
 
 from absl import logging
@@ -22,6 +23,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components.data_gate import anomalies_report, drift
+from components.example_gen import spans as spans_lib
 
 ACCEPT_SETTING = "DEEP_EMOTION_ACCEPT_DRIFT={span} (on Kubeflow: --param accept_drift={span})"
 
@@ -34,9 +36,12 @@ class DataDriftError(DataValidationError):
     """This span drifted from the served model's training data; the message names both spans."""
 
 
-def check_drift(statistics, schema_proto, serving_dir: str, accept_drift: str) -> Optional[drift.Comparison]:
+def check_drift(statistics, schema_proto, serving_dir: str, accept_drift: str,
+                examples=None) -> Optional[drift.Comparison]:
     """Raises DataDriftError on drift beyond the schema's comparators unless accepted for this span;
-    returns the comparison made (None when there was nothing to compare with, which is logged)."""
+    returns the comparison made (None when there was nothing to compare with, which is logged).
+    examples: this run's Examples; with a window of several spans, the statistics of its spans that
+    the served version did not learn from are computed from them and compared instead of the window's."""
     accepted = drift.accepted_spans(accept_drift)
     span = statistics.span
     if not span:
@@ -47,7 +52,18 @@ def check_drift(statistics, schema_proto, serving_dir: str, accept_drift: str) -
         logging.info("DataGate: no served model with training statistics under %s: span %d is not compared.",
                      serving_dir, span)
         return None
-    comparison = drift.compare(statistics.uri, span, baseline, schema_proto)
+    window = spans_lib.from_json(examples.get_string_custom_property("span_folders")) if examples else ()
+    new = drift.new_spans(window, baseline)
+    if len(window) > 1 and new and len(new) < len(window):
+        with tempfile.TemporaryDirectory(prefix="new-spans-statistics-") as new_statistics:
+            logging.info("DataGate: statistics of %s, the window's data that served version %s did not learn from",
+                         spans_lib.describe(new), baseline.version)
+            drift.write_statistics_of_spans(examples.uri, new, schema_proto, new_statistics)
+            comparison = drift.compare(new_statistics, span, baseline, schema_proto,
+                                       compared=f"{spans_lib.describe(new)}, the new data of the window "
+                                                f"{spans_lib.describe(window)}")
+    else:
+        comparison = drift.compare(statistics.uri, span, baseline, schema_proto)
     logging.info("DataGate: drift %s:\n%s", comparison.headline(), "\n".join(f"  {m}" for m in comparison.measurements))
     if comparison.findings:
         report = drift.format_drift(comparison, ACCEPT_SETTING)
@@ -67,19 +83,22 @@ def DataGate(
     schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
     gated_schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
     statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics] = None,
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples] = None,
     serving_dir: tfx.dsl.components.Parameter[str] = "",
     accept_drift: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
     """Raises DataValidationError listing every anomaly, or DataDriftError naming the spans and every
     drift finding; otherwise forwards the schema. statistics + serving_dir: compare this span with
-    the served model's training data; accept_drift: span numbers whose drift an operator accepted."""
+    the served model's training data (examples: to single out a window's new spans); accept_drift:
+    span numbers whose drift an operator accepted."""
     schema_file = io_utils.get_only_uri_in_dir(schema.uri)
     schema_proto = io_utils.SchemaReader().read(schema_file)
     splits = artifact_utils.decode_split_names(anomalies.split_names)
     findings = anomalies_report.load_findings(anomalies.uri, splits, schema_proto)
     if findings:
         raise DataValidationError(anomalies_report.format_findings(findings, anomalies.uri))
-    comparison = check_drift(statistics, schema_proto, serving_dir, accept_drift) if statistics and serving_dir else None
+    comparison = (check_drift(statistics, schema_proto, serving_dir, accept_drift, examples)
+                  if statistics and serving_dir else None)
     io_utils.copy_file(schema_file, os.path.join(gated_schema.uri, os.path.basename(schema_file)))
     if comparison is not None:
         gated_schema.set_string_custom_property("drift_baseline", comparison.baseline.describe())

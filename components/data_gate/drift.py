@@ -9,16 +9,21 @@ is the previous span; after a span that was stopped, or trained but not blessed,
 a served model learnt from, which is the comparison that matters for the model in service.
 
 Only the train split is compared: eval and test are a tenth of a span each, split by subject, and
-their class shares move by chance.
+their class shares move by chance. With a rolling window of several spans, StatisticsGen's statistics
+cover the whole window, most of which the served version learnt from; the gate then computes the
+statistics of the window's new spans alone (write_statistics_of_spans) and compares those.
 """
 import dataclasses
+import json
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from absl import logging
 from tfx.dsl.io import fileio
 
 from components.data_gate.anomalies_report import Finding
+from components.example_gen import spans as spans_lib
+from components.example_gen.spans import Span
 from components.pusher import serving_dir as serving
 
 DRIFT_SPLITS = ("train",)
@@ -35,10 +40,14 @@ class Baseline:
     version_dir: str
     span: Optional[int]
     statistics_dir: str
+    spans: Tuple[Span, ...] = ()  # its window's span folders (recorded by versions since spans were kept)
 
     def describe(self) -> str:
-        span = f"span {self.span}" if self.span is not None else "its training data"
-        return f"{span} (what served version {self.version} was trained on)"
+        if len(self.spans) > 1:
+            what = spans_lib.describe(self.spans)
+        else:
+            what = f"span {self.span}" if self.span is not None else "its training data"
+        return f"{what} (what served version {self.version} was trained on)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,9 +69,10 @@ class Comparison:
     baseline: Baseline
     findings: List[Finding]
     measurements: List[Measurement]
+    compared: str = ""  # what of this run's data was compared, when not just "span <current_span>"
 
     def headline(self) -> str:
-        return f"from {self.baseline.describe()} to span {self.current_span}"
+        return f"from {self.baseline.describe()} to {self.compared or f'span {self.current_span}'}"
 
 
 def served_baseline(serving_dir: str) -> Optional[Baseline]:
@@ -79,7 +89,53 @@ def served_baseline(serving_dir: str) -> Optional[Baseline]:
                         serving.TRAINING_STATISTICS_DIR)
         return None
     record = serving.read_training_data(version_dir) or {}
-    return Baseline(versions[0], version_dir, record.get("span"), statistics_dir)
+    return Baseline(versions[0], version_dir, record.get("span"), statistics_dir,
+                    spans_lib.from_json(json.dumps(record.get("spans") or [])))
+
+
+def new_spans(window: Sequence[Span], baseline: Baseline) -> Tuple[Span, ...]:
+    """The spans of this run's rolling window that the served version did not learn from: with a
+    window of K spans, the window's statistics would show a new span's drift about K times smaller
+    (the other K-1 spans are the served version's own data), so only these are compared. The whole
+    window when the served version's spans are unknown."""
+    if not baseline.spans:
+        return tuple(window)
+    served = {s.folder for s in baseline.spans}
+    return tuple(s for s in window if s.folder not in served)
+
+
+def write_statistics_of_spans(examples_uri: str, spans: Sequence[Span], schema, out_dir: str,
+                              splits: Sequence[str] = DRIFT_SPLITS) -> None:
+    """TFDV statistics, as StatisticsGen writes them (out_dir/Split-<split>/FeatureStats.pb), of the
+    examples of some spans of a window: those whose image id starts with one of their folders
+    (ingestion prefixes every id with its span folder). DirectRunner, in this process."""
+    import apache_beam as beam  # pylint: disable=import-outside-toplevel
+    import pyarrow as pa  # pylint: disable=import-outside-toplevel
+    import pyarrow.compute as pc  # pylint: disable=import-outside-toplevel
+    import tensorflow_data_validation as tfdv  # pylint: disable=import-outside-toplevel
+    from tfx_bsl.public import tfxio  # pylint: disable=import-outside-toplevel
+
+    from contract.data import IMAGE_ID  # pylint: disable=import-outside-toplevel
+
+    prefixes = [f"{s.folder}/" for s in spans]
+
+    def of_spans(batch: pa.RecordBatch) -> pa.RecordBatch:
+        ids = pc.list_flatten(batch.column(batch.schema.get_field_index(IMAGE_ID)))
+        keep = pc.starts_with(ids, prefixes[0])
+        for prefix in prefixes[1:]:
+            keep = pc.or_(keep, pc.starts_with(ids, prefix))
+        return batch.filter(keep)
+
+    with beam.Pipeline() as pipeline:
+        for split in splits:
+            records = tfxio.TFExampleRecord(file_pattern=os.path.join(examples_uri, f"Split-{split}", "*"),
+                                            telemetry_descriptors=["DataGate"])
+            _ = (pipeline | f"Read[{split}]" >> records.BeamSource()
+                 | f"OfSpans[{split}]" >> beam.Map(of_spans)
+                 | f"NonEmpty[{split}]" >> beam.Filter(lambda batch: batch.num_rows > 0)
+                 | f"Statistics[{split}]" >> tfdv.GenerateStatistics(tfdv.StatsOptions(schema=schema))
+                 | f"Write[{split}]" >> tfdv.WriteStatisticsToBinaryFile(
+                     os.path.join(out_dir, f"Split-{split}", STATISTICS_FILE)))
 
 
 def _load(statistics_dir: str, split: str):
@@ -90,9 +146,10 @@ def _load(statistics_dir: str, split: str):
 
 
 def compare(statistics_uri: str, current_span: int, baseline: Baseline, schema,
-            splits: Sequence[str] = DRIFT_SPLITS) -> Comparison:
+            splits: Sequence[str] = DRIFT_SPLITS, compared: str = "") -> Comparison:
     """TFDV's validate_statistics with the baseline as previous_statistics: each drift comparator of
-    the schema above its threshold is a finding; every measurement is kept for the log."""
+    the schema above its threshold is a finding; every measurement is kept for the log. compared:
+    what statistics_uri describes, when not "span <current_span>" (the new spans of a window)."""
     import tensorflow_data_validation as tfdv  # pylint: disable=import-outside-toplevel
     from tensorflow_metadata.proto.v0 import anomalies_pb2  # pylint: disable=import-outside-toplevel
 
@@ -111,11 +168,13 @@ def compare(statistics_uri: str, current_span: int, baseline: Baseline, schema,
             for reason in info.reason:
                 if anomalies_pb2.AnomalyInfo.Type.Name(reason.type).startswith("COMPARATOR_"):
                     measured = [m for m in measurements if m.split == split and m.feature == feature]
-                    expected = (f"{measured[0].measure} at most {measured[0].threshold:g} from span "
-                                f"{baseline.span}" if measured else "within the schema's drift comparator")
-                    found = f"{measured[0].value:.4f} in span {current_span}" if measured else reason.description
+                    served = spans_lib.describe(baseline.spans) if len(baseline.spans) > 1 else f"span {baseline.span}"
+                    expected = (f"{measured[0].measure} at most {measured[0].threshold:g} from {served}"
+                                if measured else "within the schema's drift comparator")
+                    found = (f"{measured[0].value:.4f} in {compared or f'span {current_span}'}" if measured
+                             else reason.description)
                     findings.append(Finding(split, feature, expected, found))
-    return Comparison(current_span, baseline, findings, measurements)
+    return Comparison(current_span, baseline, findings, measurements, compared)
 
 
 def format_drift(comparison: Comparison, accept_setting: str) -> str:

@@ -61,7 +61,7 @@ def _serve(serving_dir, version, statistics, fake_saved_model):
             f.write(content)
 
 
-def _gate(tmp_path, statistics, serving_dir, accept_drift=""):
+def _gate(tmp_path, statistics, serving_dir, accept_drift="", examples=None):
     """DataGate's TFX executor with clean anomalies (as ExampleValidator writes them) for the train split."""
     anomalies = standard_artifacts.ExampleAnomalies()
     anomalies.uri = str(tmp_path / f"anomalies-{statistics.span}")
@@ -78,7 +78,8 @@ def _gate(tmp_path, statistics, serving_dir, accept_drift=""):
     gated = standard_artifacts.Schema()
     gated.uri = str(tmp_path / f"gated-{next(_RUNS)}")
     DataGate.EXECUTOR_SPEC.executor_class().Do(
-        {"anomalies": [anomalies], "schema": [schema], "statistics": [statistics]}, {"gated_schema": [gated]},
+        {"anomalies": [anomalies], "schema": [schema], "statistics": [statistics],
+         **({"examples": [examples]} if examples is not None else {})}, {"gated_schema": [gated]},
         {"serving_dir": str(serving_dir), "accept_drift": accept_drift})
     return gated
 
@@ -157,3 +158,60 @@ def test_the_newest_complete_version_is_the_baseline(tmp_path, spans, fake_saved
     baseline = drift.served_baseline(str(tmp_path / "serving"))
     assert (baseline.version, baseline.span) == (100, 1)
     assert json.loads((tmp_path / "serving" / "100" / serving.TRAINING_DATA_RECORD).read_text()) == {"span": 1}
+
+
+def _window(tmp_path, name, span_batches):
+    """This run's Examples (gzipped TFRecords, image ids prefixed with their span folder, as ingestion
+    writes them) and StatisticsGen's statistics of the whole window, over {span number: faces}."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from components.example_gen import spans as spans_lib  # pylint: disable=import-outside-toplevel
+
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / f"{name}-examples")
+    os.makedirs(os.path.join(examples.uri, "Split-train"))
+    batches = []
+    with tf.io.TFRecordWriter(os.path.join(examples.uri, "Split-train", "data.gz"), "GZIP") as writer:
+        for number, batch in span_batches.items():
+            ids = [f"span-{number}/{i[0].decode()}".encode() for i in batch.column(3).to_pylist()]
+            batch = pa.RecordBatch.from_arrays(batch.columns[:3] + [pa.array([[i] for i in ids], pa.list_(pa.binary()))],
+                                               batch.schema.names)
+            batches.append(batch)
+            for row in batch.to_pylist():
+                writer.write(tf.train.Example(features=tf.train.Features(feature={
+                    dc.PIXELS: tf.train.Feature(int64_list=tf.train.Int64List(value=row[dc.PIXELS])),
+                    dc.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=row[dc.LABEL])),
+                    dc.SOURCE: tf.train.Feature(bytes_list=tf.train.BytesList(value=row[dc.SOURCE])),
+                    dc.IMAGE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=row[dc.IMAGE_ID])),
+                })).SerializeToString())
+    window = [spans_lib.Span(number, f"span-{number}") for number in span_batches]
+    examples.set_string_custom_property("span_folders", spans_lib.to_json(window))
+    whole = pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+    return examples, _statistics(tmp_path / f"{name}-statistics", window[-1].number, whole), window
+
+
+def test_with_a_rolling_window_the_new_span_alone_is_compared(tmp_path, fake_saved_model):
+    """A window of 3 spans: its statistics are two thirds the served version's own data, so a new
+    span's drift showed about 3 times smaller and passed; the gate compares the new span alone."""
+    from components.example_gen import spans as spans_lib  # pylint: disable=import-outside-toplevel
+
+    faces = {number: _faces(150, seed=10 + number) for number in (1, 2, 3)}
+    faces[4] = _faces(150, seed=14, brighten=25)
+    served_examples, served_statistics, served_window = _window(tmp_path, "served", {n: faces[n] for n in (1, 2, 3)})
+    version_dir = tmp_path / "serving" / "100"
+    fake_saved_model(str(version_dir), "weights")
+    record = {"span": 3, "spans": json.loads(spans_lib.to_json(served_window))}
+    for name, content in serving.training_data_files(record, served_statistics.uri).items():
+        os.makedirs(os.path.dirname(version_dir / name), exist_ok=True)
+        (version_dir / name).write_bytes(content)
+
+    examples, statistics, _ = _window(tmp_path, "current", {n: faces[n] for n in (2, 3, 4)})
+    baseline = drift.served_baseline(str(tmp_path / "serving"))
+    whole_window = drift.compare(statistics.uri, 4, baseline, SCHEMA)
+    assert not whole_window.findings  # what the gate used to compare: the drift diluted below the threshold
+    with pytest.raises(DataDriftError) as failure:
+        _gate(tmp_path, statistics, tmp_path / "serving", examples=examples)
+    message = str(failure.value)
+    assert message.startswith("Data drift from spans 1-3 (span-1/, span-2/, span-3/) (what served version 100 was "
+                              "trained on) to span 4 (span-4/), the new data of the window spans 2-4")
+    assert "split 'train', feature 'pixels'" in message and "DEEP_EMOTION_ACCEPT_DRIFT=4" in message
