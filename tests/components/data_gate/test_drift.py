@@ -215,3 +215,20 @@ def test_with_a_rolling_window_the_new_span_alone_is_compared(tmp_path, fake_sav
     assert message.startswith("Data drift from spans 1-3 (span-1/, span-2/, span-3/) (what served version 100 was "
                               "trained on) to span 4 (span-4/), the new data of the window spans 2-4")
     assert "split 'train', feature 'pixels'" in message and "DEEP_EMOTION_ACCEPT_DRIFT=4" in message
+
+
+def test_a_class_that_vanished_from_the_new_span_stops_the_run(tmp_path, spans, fake_saved_model):
+    """Without any 'disgust' face a span passed: the class-share comparator (L-infinity 0.1) cannot see
+    a class of a few percent go, and the model retrained on it forgets the class."""
+    _serve(tmp_path / "serving", 100, spans["span1"], fake_saved_model)
+    faces = _faces(240, seed=6)
+    emotion = [[3 if e[0] == 1 else e[0]] for e in faces.column(1).to_pylist()]  # every disgust face now happy
+    without_disgust = pa.RecordBatch.from_arrays([faces.column(0), pa.array(emotion)] + faces.columns[2:],
+                                                 faces.schema.names)
+    statistics = _statistics(tmp_path / "s6", 6, without_disgust)
+    with pytest.raises(DataDriftError) as failure:
+        _gate(tmp_path, statistics, tmp_path / "serving")
+    assert ("split 'train', feature 'emotion': found no example of it in span 6; expected class 'disgust' present "
+            in str(failure.value))
+    gated = _gate(tmp_path, statistics, tmp_path / "serving", accept_drift="6")  # accepted like any drift
+    assert "class 'disgust'" in gated.get_string_custom_property("drift_accepted")
