@@ -63,7 +63,8 @@ def check_drift(statistics, schema_proto, serving_dir: str, accept_drift: str,
                                        compared=f"{spans_lib.describe(new)}, the new data of the window "
                                                 f"{spans_lib.describe(window)}")
     else:
-        comparison = drift.compare(statistics.uri, span, baseline, schema_proto)
+        comparison = drift.compare(statistics.uri, span, baseline, schema_proto,
+                                   compared=spans_lib.describe(window) if window else "")
     logging.info("DataGate: drift %s:\n%s", comparison.headline(), "\n".join(f"  {m}" for m in comparison.measurements))
     if comparison.findings:
         report = drift.format_drift(comparison, ACCEPT_SETTING)

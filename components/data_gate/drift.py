@@ -43,7 +43,10 @@ class Baseline:
     spans: Tuple[Span, ...] = ()  # its window's span folders (recorded by versions since spans were kept)
 
     def describe(self) -> str:
-        if len(self.spans) > 1:
+        """'span 2 (span-2/)', 'spans 1-3 (span-1/, ...)' or, for a version that recorded no span
+        folders, 'span 2'; then which served version learnt from it. Folders, as dated spans
+        ('2026-12-02/') mean nothing to a person by their span number (20789)."""
+        if self.spans:
             what = spans_lib.describe(self.spans)
         else:
             what = f"span {self.span}" if self.span is not None else "its training data"
@@ -168,7 +171,7 @@ def compare(statistics_uri: str, current_span: int, baseline: Baseline, schema,
             for reason in info.reason:
                 if anomalies_pb2.AnomalyInfo.Type.Name(reason.type).startswith("COMPARATOR_"):
                     measured = [m for m in measurements if m.split == split and m.feature == feature]
-                    served = spans_lib.describe(baseline.spans) if len(baseline.spans) > 1 else f"span {baseline.span}"
+                    served = spans_lib.describe(baseline.spans) if baseline.spans else f"span {baseline.span}"
                     expected = (f"{measured[0].measure} at most {measured[0].threshold:g} from {served}"
                                 if measured else "within the schema's drift comparator")
                     found = (f"{measured[0].value:.4f} in {compared or f'span {current_span}'}" if measured

@@ -124,7 +124,7 @@ def test_a_new_span_is_ingested_trained_and_pushed_if_blessed(dry_run):
     assert tasks["warm_start_model"]["outputs"]["served_model"]["metadata"]["served_version"] == int(served)
     assert _warm_start(tasks)["used"] is True  # trained on from the served model's weights
     with open(tasks["DataGate"]["log"]) as f:
-        assert f"drift from span 1 (what served version {served} was trained on) to span 2" in f.read()
+        assert f"drift from span 1 (span-1/) (what served version {served} was trained on) to span 2 (span-2/)" in f.read()
     blessed = tasks["Evaluator"]["outputs"]["blessing"]["metadata"]["blessed"]
     pushed = tasks["Pusher"]["outputs"]["pushed_model"]["metadata"]["pushed"]
     assert pushed == blessed

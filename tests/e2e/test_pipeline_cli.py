@@ -537,7 +537,8 @@ def test_a_new_span_whose_pixels_drifted_stops_at_the_data_gate_naming_both_span
     assert result.returncode != 0
     served = json.loads((sandbox.serving_dir / versions[-1] / "training_data" / "training_data.json").read_text())
     assert served["span"] == 2
-    assert f"Data drift from span 2 (what served version {versions[-1]} was trained on) to span 3" in output, \
+    assert (f"Data drift from span 2 (span-2/) (what served version {versions[-1]} was trained on) to span 3 "
+            "(span-3/)") in output, \
         explain(result)
     assert "split 'train', feature 'pixels'" in output and "DEEP_EMOTION_ACCEPT_DRIFT=3" in output
     assert "Stopped at DataGate (span 3" in result.stdout, explain(result)  # the verdict, after a failed run too
