@@ -322,8 +322,8 @@ def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files
     known_name = entry.name.lower() in LAYOUT_BY_FILE_NAME
     try:
         header = read_header(entry.path)
-    except OSError as error:
-        walker.reject("fer2013", entry.path, f"cannot read the file: {error}")
+    except OSError as error:  # a known file lost whole (a damaged archive member) is fatal, as its rows are
+        walker.reject("fer2013", entry.path, f"cannot read the file: {error}", fatal=known_name)
         return
     except csv.Error as error:  # NUL bytes (UTF-16, a binary file named .csv), a stray carriage return
         if known_name:

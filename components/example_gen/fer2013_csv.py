@@ -8,6 +8,11 @@ bad row is re-parsed row by row to name each defect.
 
 Rows are named by their line in the file (the header is line 1): errors say "fer2013.csv line 7",
 and the example's image_id is "fer2013.csv:7". FER2013 has no subject ids: `subject` is "".
+
+A bad row is one bad record; what loses the rest of a file is fatal, whatever the bad-record budget:
+a file that ends mid-row (an interrupted download: fer2013.csv is ordered Training, PublicTest,
+PrivateTest, so a cut loses whole splits), one with a header and no rows, one that cannot be read on
+(a damaged archive member), and FER+ labels out of step with the rows they label.
 """
 import collections
 import contextlib
@@ -163,11 +168,19 @@ MAX_LINE_BYTES = 1 << 20  # a FER2013 row is under 10 KB; a longer line is not o
 
 
 class CsvSyntaxError(csv.Error):
-    """The csv module cannot go on reading a file (it cannot resync after this): at `line`."""
+    """The csv module cannot go on reading a file (it cannot resync after this): at `line` of `path`."""
 
-    def __init__(self, line: int, message: str):
+    def __init__(self, line: int, message: str, path: Optional[str] = None):
         super().__init__(f"line {line}: {message}")
-        self.line = line
+        self.line, self.path = line, path
+
+
+class CsvReadError(OSError):
+    """The file's bytes stop coming after `line` (a damaged archive member, an I/O error): the rest is lost."""
+
+    def __init__(self, line: int, error: OSError, path: Optional[str] = None):
+        super().__init__(f"reading stopped after line {line:,}: {error}")
+        self.line, self.error, self.path = line, error, path
 
 
 class _Lines:
@@ -178,22 +191,26 @@ class _Lines:
     download's CSV is untrusted input, and one without line breaks would otherwise be held whole.
     """
 
-    def __init__(self, binary_file):
+    def __init__(self, binary_file, path: Optional[str] = None):
         self._file = binary_file
+        self.path = path
         self.newline_at_end = True
         self.lines_read = 0
 
     def __iter__(self) -> Iterator[str]:
         encoding = "utf-8-sig"  # drops a byte-order mark at the very start only
         while True:
-            raw = self._file.readline(MAX_LINE_BYTES + 1)
+            try:
+                raw = self._file.readline(MAX_LINE_BYTES + 1)
+            except OSError as error:  # archives.DamagedMember too: a bad CRC, a broken deflate stream
+                raise CsvReadError(self.lines_read, error, self.path) from error
             if not raw:
                 return
             self.lines_read += 1
             if len(raw) > MAX_LINE_BYTES:
                 raise CsvSyntaxError(self.lines_read, f"longer than {MAX_LINE_BYTES:,} bytes, where a FER2013 "
                                                       "row is under 10 KB: not a FER2013 CSV, or a file without "
-                                                      "line breaks")
+                                                      "line breaks", self.path)
             self.newline_at_end = raw.endswith(b"\n")
             yield raw.decode(encoding, errors="replace")
             encoding = "utf-8"
@@ -208,10 +225,15 @@ def _csv_rows(lines: _Lines) -> Iterator[List[str]]:
         raise
     except csv.Error as error:
         hint = (" (an unclosed quote makes the rest of the file one field)" if "field limit" in str(error) else "")
-        raise CsvSyntaxError(lines.lines_read, f"{error}{hint}") from error
+        raise CsvSyntaxError(lines.lines_read, f"{error}{hint}", lines.path) from error
 
 
 _TRUNCATED = "truncated last line (the file ends without a newline): "
+_CUT = "; the file ends mid-row: an interrupted download or copy, and the rest of the file is lost: download it again"
+
+
+class _Fatal(str):
+    """A defect that loses the rest of a file: no bad-record budget excuses it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,16 +243,19 @@ class _Row:
     note: str           # "" or what any defect of this row is prefixed with
     unterminated: bool  # the file's last line, without a newline: a missing field or pixel means truncation
 
-    def short_defect(self, defect: str) -> str:
-        """A defect of too few / too many fields or values, which on an unterminated last line is a truncation."""
-        return (_TRUNCATED if self.unterminated else "") + self.note + defect
+    def short_defect(self, defect: str, short: bool = True) -> str:
+        """A defect of too few / too many fields or values. Too few on the last line, without a newline,
+        is where a download stopped (a complete last row without a newline is a row like any other)."""
+        if self.unterminated and short:
+            return _Fatal(_TRUNCATED + self.note + defect + _CUT)
+        return self.note + defect
 
 
 class _Rows:
     """A CSV's normalised header, then its data rows (blank and whitespace-only lines skipped)."""
 
-    def __init__(self, binary_file):
-        self._lines = _Lines(binary_file)
+    def __init__(self, binary_file, path: Optional[str] = None):
+        self._lines = _Lines(binary_file, path)
         self._reader = _csv_rows(self._lines)
         self.header = [_key(c) for c in next(self._reader, [])]
         self.columns = {name: i for i, name in enumerate(self.header)}
@@ -247,7 +272,8 @@ class _Rows:
     def field_count_defect(self, row: _Row) -> Optional[str]:
         if len(row.fields) == len(self.header):
             return None
-        return row.short_defect(f"{len(row.fields)} fields, expected {len(self.header)} ({','.join(self.header)})")
+        return row.short_defect(f"{len(row.fields)} fields, expected {len(self.header)} ({','.join(self.header)})",
+                                short=len(row.fields) < len(self.header))
 
 
 def _emotion(text: str) -> Tuple[Optional[int], Optional[str]]:
@@ -261,7 +287,8 @@ def _emotion(text: str) -> Tuple[Optional[int], Optional[str]]:
 
 
 def _rejected(path: str, line: Optional[int], defect: str, fatal: bool = False):
-    yield beam.pvalue.TaggedOutput("rejected", Reject(SOURCE, path, line, defect, fatal))
+    fatal = fatal or isinstance(defect, _Fatal)
+    yield beam.pvalue.TaggedOutput("rejected", Reject(SOURCE, path, line, str(defect), fatal))
     yield beam.pvalue.TaggedOutput("tally", collections.Counter({("rejected", SOURCE): 1}))
 
 
@@ -297,22 +324,26 @@ class ReadCsvFile(beam.DoFn):
             else:
                 yield from self._read_labelled(task)
         except CsvSyntaxError as error:  # e.g. a field over the csv module's size limit: cannot resync
-            yield from _rejected(task.path, error.line, f"CSV syntax error ({error}); the rest of the file was not "
-                                                        "read", fatal=True)
+            yield from _rejected(error.path or task.path, error.line, f"CSV syntax error ({error}); the rest of the "
+                                                                      "file was not read", fatal=True)
+        except CsvReadError as error:  # a damaged archive member (bad CRC, broken deflate stream), an I/O error
+            yield from _rejected(error.path or task.path, error.line or None, (
+                f"the file cannot be read after {'this line' if error.line else 'its start'}, so the rest of it is "
+                f"lost (and what was read may be damaged too): {error.error}"), fatal=True)
         except OSError as error:
             yield from _rejected(task.path, None, f"cannot read the file: {error}", fatal=True)
 
     def _count_excluded(self, task: CsvTask):
         with files.open_binary(task.path) as f:
-            rows = sum(1 for _ in _Rows(f))
+            rows = sum(1 for _ in _Rows(f, task.path))
         reason = f"{task.name}: {task.excluded or 'unlabelled (no emotion column)'}, not ingested"
         yield beam.pvalue.TaggedOutput("tally", collections.Counter({("excluded", SOURCE, reason): rows}))
 
     def _read_labelled(self, task: CsvTask):
         with files.open_binary(task.path) as f, (
                 files.open_binary(task.ferplus_path) if task.ferplus_path else contextlib.nullcontext()) as fp:
-            rows = _Rows(f)
-            ferplus = _Rows(fp) if fp else None
+            rows = _Rows(f, task.path)
+            ferplus = _Rows(fp, task.ferplus_path) if fp else None
             ferplus_rows = iter(ferplus) if ferplus else None
             batch, tally, seen = _Batch(), collections.Counter(), 0
             for row in rows:
@@ -330,6 +361,10 @@ class ReadCsvFile(beam.DoFn):
                         return
                     emotion, defect = self._checked_row(rows, row, read_emotion=False)
                     where = (task.path, row.line)
+                    out_of_step = self._usage_out_of_step(task, rows, row, ferplus, ferplus_row)
+                    if out_of_step:
+                        yield from _rejected(task.ferplus_path, ferplus_row.line, out_of_step, fatal=True)
+                        return
                     if defect is None:
                         emotion, defect, shares = self._ferplus_emotion(ferplus, ferplus_row, tally)
                         where = (task.ferplus_path, ferplus_row.line)
@@ -356,7 +391,8 @@ class ReadCsvFile(beam.DoFn):
                     "in the same order"), fatal=True)
                 return
             if seen == 0:
-                yield from _rejected(task.path, None, "header only: no data rows")
+                yield from _rejected(task.path, None, "header only: no data rows (an interrupted download or "
+                                                      "copy?): the whole file is lost; download it again", fatal=True)
             yield from self._flush(task, batch, tally)
 
     @staticmethod
@@ -370,10 +406,29 @@ class ReadCsvFile(beam.DoFn):
             defect = row.note + defect
         return None, defect
 
+    @staticmethod
+    def _usage_out_of_step(task: CsvTask, rows: _Rows, row: _Row, ferplus: _Rows, ferplus_row: _Row) -> Optional[str]:
+        """Why a FER+ row cannot be the FER2013 row it is paired with: fer2013new.csv keeps FER2013's
+        Usage, so a disagreement means the files are not in the same order (a sorted or filtered
+        fer2013.csv): every label from there on would be another face's. None when they agree."""
+        if (rows.field_count_defect(row) or ferplus.field_count_defect(ferplus_row)
+                or "usage" not in rows.columns):
+            return None  # the row's own defect is reported
+        usage = row.fields[rows.columns["usage"]].strip()
+        ferplus_usage = ferplus_row.fields[ferplus.columns["usage"]].strip()
+        if usage == ferplus_usage or usage not in USAGE_TO_SPLIT or ferplus_usage not in USAGE_TO_SPLIT:
+            return None
+        return (f"FER+ labels rows by their order: this row's Usage is {ferplus_usage}, where the row it would "
+                f"label, {task.path} line {row.line}, is {usage}; the two files are not in the same order "
+                f"({task.name} sorted or filtered?), so every label from here on would be another face's: use both "
+                "files as published")
+
     def _split(self, rows: _Rows, row: _Row) -> Tuple[Optional[str], Optional[str]]:
         if "usage" in rows.columns:
             usage = row.fields[rows.columns["usage"]].strip()
             if usage not in USAGE_TO_SPLIT:
+                if row.unterminated and any(u.startswith(usage) for u in USAGE_TO_SPLIT):
+                    return None, row.short_defect(f"Usage {usage!r} is cut short")
                 return None, row.note + f"Usage {usage[:30]!r} is not one of {', '.join(USAGE_TO_SPLIT)}"
             return USAGE_TO_SPLIT[usage], None
         text = row.fields[rows.columns["pixels"]].strip().encode()
@@ -416,7 +471,8 @@ class ReadCsvFile(beam.DoFn):
                     parsed.append(parse_pixels(text))
                     keep.append(i)
                 except PixelCountError as defect:
-                    yield from _rejected(task.path, row.line, row.short_defect(str(defect)))
+                    yield from _rejected(task.path, row.line,
+                                         row.short_defect(str(defect), short=len(text.split()) < NUM_PIXELS))
                 except ValueError as defect:
                     yield from _rejected(task.path, row.line, row.note + str(defect))
             pixels = np.stack(parsed) if parsed else None

@@ -43,9 +43,9 @@ def bad_root(tmp_path_factory, new_data_root):
         f"3,{root.text(too_bright)},PublicTest",         # 5 pixel 256
         f"7,{root.text(good)},Training",                 # 6 label outside the map
         f"4,{root.text(good)},Validation",               # 7 unknown Usage
-        f"5,{root.text(good)},PrivateTest",              # 8 good
-        "3,12 34 56"]))                                  # 9 truncated, no newline
-    header_only = root.write("header_only/train.csv", "emotion,pixels\n")
+        f"5,{root.text(good)},PrivateTest"]))            # 8 good, complete without a newline
+    # A file cut mid-row or holding a header only loses the rest of it: no budget excuses that
+    # (test_archive_and_csv_hardening.py), so neither is here.
 
     root.image("CK+48/anger/S010_001_00000001.png")
     buffer = io.BytesIO()
@@ -70,8 +70,6 @@ def bad_root(tmp_path_factory, new_data_root):
         (rows, 5, "pixel value 10 is 256, outside 0..255"),
         (rows, 6, "emotion 7 is outside the label map (0 angry, 1 disgust"),
         (rows, 7, "Usage 'Validation' is not one of Training, PublicTest, PrivateTest"),
-        (rows, 9, "truncated last line (the file ends without a newline): 2 fields, expected 3"),
-        (header_only, None, "header only: no data rows"),
         (corrupt, None, "corrupt image (OSError: image file is truncated)"),
         (not_image, None, "not an image (Pillow cannot identify its format)"),
         (bomb, None, "decompression bomb: the header says 6000x5000 = 30,000,000 pixels"),
