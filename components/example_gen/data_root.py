@@ -17,7 +17,7 @@ from typing import Counter, Dict, List, Set, Tuple
 
 from components.example_gen import archives, files
 from components.example_gen.fer2013_csv import (FER2013_FILE_NAMES, FERPLUS, LABELLED, LAYOUT_BY_FILE_NAME,
-                                                UNLABELLED, USAGE_SPLIT, CsvTask, identify_csv, read_header)
+                                                UNLABELLED, USAGE_SPLIT, CsvTask, identify_csv, read_head)
 from components.example_gen.image_folders import (DESCRIPTION, LISTERS, ImageTask, dataset_children, layout_of,
                                                   layouts_in)
 from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, CONTEMPT_EXCLUDED, IngestOptions
@@ -199,6 +199,7 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
         raise IngestError(f"data root {data_root} does not exist")
     walker = DataRootWalker(data_root)
     csv_files: List[Tuple[Entry, object]] = []
+    first_pixels: Dict[str, str] = {}  # CSV path -> its first row's pixels
     ferplus_files: List[Entry] = []
     found_layouts: Dict[str, List[str]] = collections.defaultdict(list)  # layout -> folders holding it
     image_files = []
@@ -286,7 +287,7 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
                 else:
                     visit(entry.path, depth + 1)
             elif entry.name.lower().endswith(".csv"):
-                _identify_csv(walker, entry, csv_files, ferplus_files)
+                _identify_csv(walker, entry, csv_files, ferplus_files, first_pixels)
             elif entry.name == SYNTHETIC_MARKER:
                 synthetic.append(walker.relpath(entry.path))
             else:
@@ -303,7 +304,7 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
         notes.append("CK+48 and CK+'s original frames are both ingested: the published CK+48 is cropped from "
                      "those frames, so with both each such face appears twice (as a crop and through the face "
                      "stage), on one side of the split (by subject); keep one to count each face once")
-    csv_tasks = _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes)
+    csv_tasks = _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes, first_pixels)
     excluded: Counter = walker.excluded
     image_tasks = _image_tasks(walker, image_files, options, excluded)
 
@@ -318,10 +319,10 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
                 datasets, notes, bool(synthetic))
 
 
-def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files) -> None:
+def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files, first_pixels) -> None:
     known_name = entry.name.lower() in LAYOUT_BY_FILE_NAME
     try:
-        header = read_header(entry.path)
+        header, first = read_head(entry.path)
     except OSError as error:  # a known file lost whole (a damaged archive member) is fatal, as its rows are
         walker.reject("fer2013", entry.path, f"cannot read the file: {error}", fatal=known_name)
         return
@@ -354,26 +355,46 @@ def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files
         ferplus_files.append(entry)
     else:
         csv_files.append((entry, layout))
+        pixels = [i for i, column in enumerate(header) if column.strip().lower() == "pixels"]
+        if first and pixels and len(first) > pixels[0] and first[pixels[0]].strip():
+            first_pixels[entry.path] = first[pixels[0]].strip()
 
 
-def _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes) -> List[CsvTask]:
+def _csv_tasks(walker, csv_files, ferplus_files, options, datasets, notes, first_pixels) -> List[CsvTask]:
     """One task per CSV; with use_ferplus_labels each fer2013new.csv relabels the file beside it.
 
     FER2013 comes whole (fer2013.csv, or icml_face_data.csv in Kaggle's competition download) and in
     parts (Kaggle's train.csv: the Training rows): two whole copies are an error, and a train.csv
-    beside a whole copy (as in the competition download) is counted and left out, so that no face
-    is ingested twice (or lands in train through one file and in test through the other).
+    beside a whole copy (as in the competition download), or starting with its first row wherever
+    it is, is counted and left out, so that no face is ingested twice (or lands in train through one
+    file and in test through the other). Other labelled CSVs that start with the same row are one
+    dataset twice (a browser's "fer2013 (1).csv"): an error naming both.
     """
     whole = [e for e, layout in csv_files if layout is USAGE_SPLIT and e.name.lower() in FER2013_FILE_NAMES]
     if len(whole) > 1:
         raise IngestError(f"{walker.root} holds FER2013 twice: {' and '.join(walker.relpath(e.path) for e in whole)} "
                           "(fer2013.csv and icml_face_data.csv are the same 35,887 faces; a fer2013.tar.gz and the "
                           "folder unpacked from it are two copies). Keep one copy under the data root.")
-    beside_whole = {posixpath.dirname(e.path): e for e in whole}
-    excluded = {e.path: f"Kaggle's train.csv, FER2013's Training rows again (ingested from "
-                        f"{walker.relpath(beside_whole[posixpath.dirname(e.path)].path)})"
-                for e, layout in csv_files
-                if layout is LABELLED and e.name.lower() == "train.csv" and posixpath.dirname(e.path) in beside_whole}
+    whole_of: Dict[str, Entry] = {}  # a Kaggle train.csv -> the whole copy it repeats
+    for e, layout in csv_files:
+        if layout is LABELLED and e.name.lower() == "train.csv":
+            repeated = [w for w in whole if posixpath.dirname(w.path) == posixpath.dirname(e.path)] or [
+                w for w, w_layout in csv_files if w_layout is USAGE_SPLIT and e.path in first_pixels
+                and first_pixels.get(w.path) == first_pixels[e.path]]
+            if repeated:
+                whole_of[e.path] = repeated[0]
+    excluded = {path: f"Kaggle's train.csv, FER2013's Training rows again (ingested from {walker.relpath(w.path)})"
+                for path, w in whole_of.items()}
+    same_start = collections.defaultdict(list)
+    for e, layout in csv_files:
+        if layout is not UNLABELLED and e.path not in excluded and e.path in first_pixels:
+            same_start[first_pixels[e.path]].append(e)
+    for copies in same_start.values():
+        if len(copies) > 1:
+            raise IngestError(f"{walker.root} holds the same faces twice: "
+                              f"{' and '.join(walker.relpath(e.path) for e in copies)} start with the same row "
+                              "(copies of one file, e.g. a browser's second download). Keep one copy under the data "
+                              "root.")
     for entry, layout in csv_files:
         datasets.append(f"{walker.relpath(entry.path)}: "
                         + (f"left out: {excluded[entry.path]}" if entry.path in excluded else layout.description))

@@ -63,10 +63,18 @@ def _key(column: str) -> str:
     return column.strip().lstrip("\ufeff").strip().lower()
 
 
-def read_header(path: str) -> Optional[List[str]]:
-    """The header's column names, or None for an empty file."""
+def read_head(path: str) -> Tuple[Optional[List[str]], Optional[List[str]]]:
+    """The header's column names (None for an empty file; csv.Error when unreadable) and the first
+    data row's fields (None when there is none, or the csv module cannot read it: the reader names
+    that row later). The first row tells two copies of one dataset apart from two datasets."""
     with files.open_binary(path) as f:
-        return next(_csv_rows(_Lines(f)), None)
+        rows = _csv_rows(_Lines(f))
+        header = next(rows, None)
+        try:
+            first = next((row for row in rows if any(field.strip() for field in row)), None)
+        except csv.Error:
+            first = None
+        return header, first
 
 
 def identify_csv(file_name: str, header: Sequence[str]) -> Tuple[Optional[CsvLayout], Tuple[str, ...]]:

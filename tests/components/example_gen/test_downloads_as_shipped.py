@@ -382,3 +382,31 @@ def test_an_empty_archive_is_named_as_such(tmp_path):
     zipfile.ZipFile(root / "CK+48.zip", "w").close()
     with pytest.raises(IngestError, match=r"CK\+48.zip \(an empty archive: no members\)"):
         _plan(root)
+
+
+def test_a_second_download_of_fer2013_under_another_name_is_an_error_naming_both(shipped, tmp_path):
+    """A browser's "fer2013 (1).csv" beside fer2013.csv was ingested too: every face twice, a note only."""
+    root = tmp_path / "data"
+    root.mkdir()
+    shutil.copy(shipped["fer2013"], root / "fer2013.csv")
+    shutil.copy(shipped["fer2013"], root / "fer2013 (1).csv")
+    with pytest.raises(IngestError, match=r"holds the same faces twice: fer2013 \(1\).csv and fer2013.csv start "
+                                          r"with the same row"):
+        _plan(root)
+
+
+def test_kaggles_train_csv_in_another_folder_than_the_whole_file_is_left_out(shipped, tmp_path):
+    """train.csv is FER2013's Training rows again: in another folder than fer2013.csv it used to be
+    ingested too, hash-split, putting the same faces in train through one file and eval/test through
+    the other."""
+    root = tmp_path / "data"
+    (root / "fer2013").mkdir(parents=True)
+    (root / "kaggle").mkdir()
+    shutil.copy(shipped["fer2013"], root / "fer2013" / "fer2013.csv")
+    lines = open(shipped["fer2013"]).read().splitlines()
+    training = [line.rsplit(",", 1)[0] for line in lines[1:] if line.endswith(",Training")]
+    (root / "kaggle" / "train.csv").write_text("emotion,pixels\n" + "\n".join(training) + "\n")
+    plan = _plan(root)
+    [task] = [t for t in plan.csv_tasks if t.name == "kaggle/train.csv"]
+    assert task.excluded == "Kaggle's train.csv, FER2013's Training rows again (ingested from fer2013/fer2013.csv)"
+    assert [t.name for t in plan.csv_tasks if not t.excluded] == ["fer2013/fer2013.csv"]

@@ -49,8 +49,8 @@ def generated(tmp_path_factory, ingest_into):
     train.csv + test.csv sit in a folder of their own (beside fer2013.csv, train.csv is left out)."""
     root = str(tmp_path_factory.mktemp("generated") / "data")
     written = generate(root, n=60, seed=0, formats=("fer2013", "ckplus", "jaffe", "ferg"))
-    written["datasets"]["kaggle"] = generate(os.path.join(root, "kaggle"), n=60, seed=0,
-                                             formats=("kaggle",))["datasets"]["kaggle"]
+    written["datasets"]["kaggle"] = generate(os.path.join(root, "kaggle"), n=60, seed=1,  # other faces: with
+                                             formats=("kaggle",))["datasets"]["kaggle"]  # seed 0, a copy (left out)
     for stray in ("README.md", "CK+48/.DS_Store", "extra/other.csv"):
         os.makedirs(os.path.dirname(os.path.join(root, stray)), exist_ok=True)
         with open(os.path.join(root, stray), "w") as f:
@@ -208,25 +208,27 @@ def test_ferplus_rows_carry_their_vote_shares_for_soft_label_training(data_root,
 
 def test_valid_csv_variants_are_read_exactly(data_root, ingest):
     """CRLF, UTF-8 BOM, quoted fields, no trailing newline, icml's ' Usage' headers. One file is
-    named fer2013.csv (a root holds one copy of FER2013); the others are recognised by header."""
-    pixels = [data_root.pixels() for _ in range(4)]
-    text = [data_root.text(p) for p in pixels]
-    rows = [f"{i},{t},{u}" for i, (t, u) in enumerate(zip(text, ["Training", "Training", "PublicTest", "PrivateTest"]))]
-    data_root.write("crlf/fer2013.csv", "emotion,pixels,Usage\r\n" + "\r\n".join(rows) + "\r\n")
-    data_root.write("bom/faces.csv", "\ufeffemotion,pixels,Usage\n" + "\n".join(rows) + "\n")
-    data_root.write("no_newline/faces.csv", "emotion,pixels,Usage\n" + "\n".join(rows))
+    named fer2013.csv (a root holds one copy of FER2013); the others are recognised by header. Each
+    holds other faces: files that start with the same row are one dataset twice, an error."""
+    folders = ("crlf", "bom", "no_newline", "quoted", "icml")
+    pixels = {folder: [data_root.pixels() for _ in range(4)] for folder in folders}
+    rows = {folder: [f"{i},{data_root.text(p)},{u}" for i, (p, u) in enumerate(
+        zip(pixels[folder], ["Training", "Training", "PublicTest", "PrivateTest"]))] for folder in folders}
+    data_root.write("crlf/fer2013.csv", "emotion,pixels,Usage\r\n" + "\r\n".join(rows["crlf"]) + "\r\n")
+    data_root.write("bom/faces.csv", "\ufeffemotion,pixels,Usage\n" + "\n".join(rows["bom"]) + "\n")
+    data_root.write("no_newline/faces.csv", "emotion,pixels,Usage\n" + "\n".join(rows["no_newline"]))
     data_root.write("quoted/faces.csv", '"emotion","pixels","Usage"\n'
-                    + "\n".join(f'"{i}","{t}","{u}"' for i, t, u in (r.split(",") for r in rows)) + "\n")
+                    + "\n".join(f'"{i}","{t}","{u}"' for i, t, u in (r.split(",") for r in rows["quoted"])) + "\n")
     data_root.write("icml/faces.csv", "emotion, Usage, pixels\n"
-                    + "\n".join(f"{i}, {u}, {t}" for i, t, u in (r.split(",") for r in rows)) + "\n")
+                    + "\n".join(f"{i}, {u}, {t}" for i, t, u in (r.split(",") for r in rows["icml"])) + "\n")
     run = ingest(data_root.path)
     splits = ["train", "train", "eval", "test"]
-    for folder in ("crlf", "bom", "no_newline", "quoted", "icml"):
+    for folder in folders:
         name = f"{folder}/{'fer2013' if folder == 'crlf' else 'faces'}.csv"
         for row in range(4):
             [example] = [e for e in run.examples[splits[row]] if e[IMAGE_ID] == f"{name}:{row + 2}"]
             assert example[LABEL] == row
-            np.testing.assert_array_equal(example[PIXELS], pixels[row])
+            np.testing.assert_array_equal(example[PIXELS], pixels[folder][row])
     assert run.summary["examples"]["total"] == 20 and run.summary["rejected"]["count"] == 0
 
 
