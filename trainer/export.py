@@ -8,11 +8,13 @@ Signatures (tf.saved_model.save, explicit):
   The probabilities are temperature-scaled (trainer/calibration.py; T fitted on eval); `uncertain`
   is true when the top probability is below the abstention threshold chosen on eval.
 - serving_images(image_bytes: encoded PNG/JPEG/GIF/BMP [B], any size, gray or colour) -> the same.
-  Each image is first checked against the byte and pixel budgets (its header's width and height,
-  read without decoding: TF Serving runs no Python, so the check is in the graph) and refused with
+  The request is first checked against the byte budget (its images' bytes together), then each
+  image against the pixel budget (its header's width and height, and for a GIF every frame's, read
+  without decoding: TF Serving runs no Python, so the checks are in the graph) and refused with
   InvalidArgument naming the budget; then decoded, converted to gray (ITU-R 601 luma, as Pillow's
   "L" in ingestion), resized to 48x48 with antialiased bilinear (as ingestion), then the same
   Transform graph and model. The budgets travel with the model (max_image_pixels, max_image_bytes).
+  An empty request gets empty answers ([0, 7], [0], ...), as serving_default does.
 - transform_features(examples) -> the transformed features (what TFMA's preprocessing uses).
 
 Beside it, tflite/model.tflite: the same Transform graph and model as TensorFlow Lite, raw `pixels`
@@ -74,18 +76,122 @@ def header_size(encoded: tf.Tensor):
         (is_jpeg, jpeg)], default=other, exclusive=True))
 
 
+# The GIF walk (gif_pixels) is a tf.while_loop of steps: a step reads one block's header and skips
+# the run of same-size data sub-blocks that follows it (encoders write 255-byte ones: up to GIF_RUN
+# of them, 64 KiB, at once), so an ordinary GIF takes a few steps a frame. A GIF that needs more
+# than GIF_MAX_STEPS steps is refused: sub-blocks of changing sizes, or short extensions, cost a
+# step each, and the cap bounds the walk's time whatever the bytes (about 0.6 s at the cap, 2 cores).
+GIF_RUN = 256
+GIF_MAX_STEPS = 16384
+GIF_WALKING, GIF_COMPLETE, GIF_MALFORMED, GIF_OVER_BUDGET = 0, 1, 2, 3
+_GIF_EXTENSION, _GIF_IMAGE, _GIF_TRAILER = 0x21, 0x2C, 0x3B
+
+
+def _gif_colour_table(flags: tf.Tensor) -> tf.Tensor:
+    """Bytes of the colour table a GIF screen or image descriptor's flags announce (0: none)."""
+    return tf.where(flags >= 128, 3 * tf.bitwise.left_shift(2, flags % 8), 0)
+
+
+def gif_pixels(encoded: tf.Tensor, max_pixels: int, max_steps: int = GIF_MAX_STEPS):
+    """(pixels int64, status int32) of an encoded GIF, from its block structure alone (no LZW data
+    is decompressed). TF's decoder (giflib's DGifSlurp) decodes every frame, each into a raster of
+    its own width x height, even for tf.io.decode_image(expand_animations=False), and then makes
+    an image as wide as the widest frame and as tall as the tallest; so pixels is the larger of
+    the frames' width x height summed and that widest x tallest (the logical screen counted as
+    one more frame's size, as the header check always did).
+
+    The walk: header (6 bytes), logical screen descriptor (7), global colour table; then blocks:
+    0x21 extension (label, data sub-blocks up to a 0 size byte), 0x2C image descriptor (9 bytes,
+    local colour table, LZW minimum code size, data sub-blocks), 0x3B trailer. An extension with
+    no data sub-block (its label, then 0) is malformed here: giflib 5.2 (TF's decoder) reads on
+    past that 0 to the next one, where the spec ends the extension, so the two would find other
+    blocks after it (a frame the spec's reading never sees, tested); everything else both read
+    alike. status: GIF_COMPLETE (the trailer reached), GIF_MALFORMED (such an extension, another
+    block type, or a block or sub-block running past the end), GIF_OVER_BUDGET (stopped as soon
+    as pixels went over max_pixels) or GIF_WALKING (more than max_steps steps, see GIF_RUN)."""
+    data = tf.io.decode_raw(encoded, tf.uint8)
+    n = tf.size(data)
+    padded = tf.concat([data, tf.zeros([16], tf.uint8)], 0)
+
+    def bytes_at(positions):  # int32 bytes, 0 past the end (the walk compares positions with n)
+        return tf.cast(tf.gather(padded, tf.minimum(positions, n + 15)), tf.int32)
+
+    def little_endian(low, high):
+        return tf.cast(low + 256 * high, tf.int64)
+
+    _, _, _, _, _, _, width_low, width_high, height_low, height_high, flags = tf.unstack(bytes_at(tf.range(11)))
+    start = 12 + _gif_colour_table(flags)  # the walk starts as if a sub-block chain ended there
+    run_offsets = tf.range(GIF_RUN)
+
+    def step(position, summed, widest, tallest, status):
+        # `position`: a sub-block's size byte. 0 ends the chain and a block follows (at `start`,
+        # the screen's end, too); the block's own data sub-blocks then begin at `chain`.
+        size, kind, _, first_size, _, _, width_low, width_high, height_low, height_high, flags = tf.unstack(
+            bytes_at(position + tf.range(11)))
+        at_block = tf.logical_or(tf.equal(position, start), tf.equal(size, 0))
+        is_extension = tf.logical_and(at_block, tf.equal(kind, _GIF_EXTENSION))
+        is_image = tf.logical_and(at_block, tf.equal(kind, _GIF_IMAGE))
+        width = tf.cast(is_image, tf.int64) * little_endian(width_low, width_high)
+        height = tf.cast(is_image, tf.int64) * little_endian(height_low, height_high)
+        summed, widest, tallest = summed + width * height, tf.maximum(widest, width), tf.maximum(tallest, height)
+        chain = tf.where(is_extension, position + 3,
+                         tf.where(is_image, position + 12 + _gif_colour_table(flags), position))
+        # Sub-blocks: the one at `chain` and those of its size right after it (up to GIF_RUN) are
+        # skipped at once; a 0 (the chain's end) is where the next step starts.
+        size = bytes_at(chain)
+        run_starts = chain + (size + 1) * run_offsets
+        same = tf.logical_and(tf.equal(bytes_at(run_starts), size), run_starts < n)
+        following = chain + tf.sign(size) * (size + 1) * tf.reduce_min(tf.where(same, GIF_RUN, run_offsets))
+        status = tf.where(tf.maximum(summed, widest * tallest) > max_pixels, GIF_OVER_BUDGET, tf.where(
+            tf.logical_and(at_block, tf.equal(kind, _GIF_TRAILER)), GIF_COMPLETE,
+            tf.where(tf.reduce_any([tf.logical_and(at_block, tf.logical_not(tf.logical_or(is_extension, is_image))),
+                                    tf.logical_and(is_extension, tf.equal(first_size, 0)), following >= n]),
+                     GIF_MALFORMED, GIF_WALKING)))
+        return following, summed, widest, tallest, status
+
+    _, summed, widest, tallest, status = tf.while_loop(
+        lambda *state: tf.equal(state[-1], GIF_WALKING), step,
+        (start, tf.constant(0, tf.int64), little_endian(width_low, width_high),
+         little_endian(height_low, height_high), tf.where(start < n, GIF_WALKING, GIF_MALFORMED)),
+        maximum_iterations=max_steps)
+    return tf.maximum(summed, widest * tallest), status
+
+
 def checked(encoded: tf.Tensor, max_pixels: int, max_bytes: int) -> tf.Tensor:
     """The encoded image, after refusing (InvalidArgument, naming the budget) one over the byte or
-    pixel budget: checked before anything is decoded, so a decompression bomb costs a header read."""
+    pixel budget: checked before anything is decoded, so a decompression bomb costs a header read
+    (for a GIF, a walk over its blocks: every frame counts, see gif_pixels)."""
     size = tf.cast(tf.strings.length(encoded), tf.int64)
     width, height = header_size(encoded)
+    is_gif = tf.equal(tf.strings.substr(encoded, 0, 3), b"GIF")
+    # Over the byte budget, the byte assertion refuses it; the walk is left out.
+    walked, status = tf.cond(tf.logical_and(is_gif, size <= max_bytes), lambda: gif_pixels(encoded, max_pixels),
+                             lambda: (tf.constant(0, tf.int64), tf.constant(GIF_COMPLETE)))
+    pixels = tf.maximum(width * height, walked)
     with tf.control_dependencies([
             tf.debugging.assert_less_equal(size, tf.constant(max_bytes, tf.int64), summarize=2, message=(
                 f"image refused: over the image byte budget of {max_bytes:,} bytes (its bytes, the budget):")),
-            tf.debugging.assert_less_equal(width * height, tf.constant(max_pixels, tf.int64), summarize=2, message=(
+            tf.debugging.assert_less_equal(pixels, tf.constant(max_pixels, tf.int64), summarize=2, message=(
                 f"image refused: its header claims more than the image pixel budget of {max_pixels:,} pixels "
-                "(width x height, the budget):"))]):
+                "(width x height, of all its frames for a GIF; the budget):")),
+            tf.debugging.assert_none_equal(status, GIF_MALFORMED, message=(
+                f"image refused: a GIF whose block structure is malformed or runs past its end, so its frames "
+                f"cannot be counted against the image pixel budget of {max_pixels:,} pixels")),
+            tf.debugging.assert_none_equal(status, GIF_WALKING, message=(
+                f"image refused: a GIF of more than {GIF_MAX_STEPS:,} blocks, over what is walked to count its "
+                f"frames against the image pixel budget of {max_pixels:,} pixels"))]):
         return tf.identity(encoded)
+
+
+def checked_request(image_bytes: tf.Tensor, max_bytes: int) -> tf.Tensor:
+    """The request's images, after refusing (InvalidArgument, naming the budget) a request whose
+    images total more than the byte budget: the budget is per request, whatever the batch."""
+    total = tf.reduce_sum(tf.cast(tf.strings.length(image_bytes), tf.int64))
+    with tf.control_dependencies([tf.debugging.assert_less_equal(
+            total, tf.constant(max_bytes, tf.int64), summarize=2, message=(
+                f"request refused: its images total more than the byte budget of {max_bytes:,} bytes "
+                "(their bytes, the budget):"))]):
+        return tf.identity(image_bytes)
 
 
 def decode_to_pixels(encoded: tf.Tensor) -> tf.Tensor:
@@ -144,11 +250,18 @@ class ServingModule(tf.Module):
         return served_probabilities(lambda x: self.logits(x, training=False), image, self.temperature, self._tta)
 
     def _predict(self, pixels: tf.Tensor) -> dict:
-        probabilities = self._probabilities(pixels)
-        class_id = tf.argmax(probabilities, axis=-1)
-        return {PROBABILITIES: probabilities, CLASS_ID: class_id,
-                CLASS_NAME: tf.gather(self._class_names, class_id),
-                UNCERTAIN: tf.reduce_max(probabilities, axis=-1) < self.uncertain_below}
+        def answers():
+            probabilities = self._probabilities(pixels)
+            class_id = tf.argmax(probabilities, axis=-1)
+            return {PROBABILITIES: probabilities, CLASS_ID: class_id,
+                    CLASS_NAME: tf.gather(self._class_names, class_id),
+                    UNCERTAIN: tf.reduce_max(probabilities, axis=-1) < self.uncertain_below}
+
+        def no_answers():  # the model's convolutions refuse a batch of none
+            return {PROBABILITIES: tf.zeros([0, dc.NUM_CLASSES], tf.float32), CLASS_ID: tf.zeros([0], tf.int64),
+                    CLASS_NAME: tf.zeros([0], tf.string), UNCERTAIN: tf.zeros([0], tf.bool)}
+
+        return tf.cond(tf.shape(pixels)[0] > 0, answers, no_answers)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(self, examples):
@@ -156,6 +269,7 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_images(self, image_bytes):
+        image_bytes = checked_request(image_bytes, self._budgets[1])
         pixels = tf.map_fn(lambda encoded: decode_to_pixels(checked(encoded, self._budgets[0], self._budgets[1])),
                            image_bytes, fn_output_signature=tf.TensorSpec([dc.NUM_PIXELS], tf.int64))
         return self._predict(pixels)

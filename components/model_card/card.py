@@ -138,7 +138,7 @@ _TEMPLATE = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=Tru
 - Outputs: {{ card.model.outputs }}; classes {{ card.model.classes | join(", ") }}.
 - Temperature {{ fmt(card.model.temperature, 3) }}; answers below {{ fmt(card.model.uncertain_below, 3) }} confidence are flagged `uncertain`; test-time augmentation: {{ card.model.test_time_augmentation }}.
 {% if card.model.max_image_pixels %}
-- `serving_images` refuses, before decoding, an image over {{ "{:,}".format(card.model.max_image_pixels) }} pixels (from its header) or {{ "{:,}".format(card.model.max_image_bytes) }} bytes.
+- `serving_images` refuses, before decoding, an image over {{ "{:,}".format(card.model.max_image_pixels) }} pixels (from its header; a GIF's frames summed) or a request over {{ "{:,}".format(card.model.max_image_bytes) }} bytes.
 {% endif %}
 {% if card.model.serving_dir %}
 - Served from `{{ card.model.serving_dir }}`.
