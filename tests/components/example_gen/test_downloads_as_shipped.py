@@ -410,3 +410,22 @@ def test_kaggles_train_csv_in_another_folder_than_the_whole_file_is_left_out(shi
     [task] = [t for t in plan.csv_tasks if t.name == "kaggle/train.csv"]
     assert task.excluded == "Kaggle's train.csv, FER2013's Training rows again (ingested from fer2013/fer2013.csv)"
     assert [t.name for t in plan.csv_tasks if not t.excluded] == ["fer2013/fer2013.csv"]
+
+
+def test_a_gzipped_fer2013_csv_stops_the_run_saying_how_to_read_it(shipped, tmp_path, ingest):
+    """fer2013.csv.gz was one 'not a dataset file' line, and a run with other data passed without FER2013."""
+    import gzip  # pylint: disable=import-outside-toplevel
+
+    root = tmp_path / "data"
+    shutil.copytree(shipped["jaffe"], root / "jaffe")
+    with open(shipped["fer2013"], "rb") as source, gzip.open(root / "fer2013.csv.gz", "wb") as target:
+        target.write(source.read())
+    (root / "notes.csv.bz2").write_bytes(b"BZh9")
+    plan = _plan(root)
+    assert [r.defect for r in plan.rejects] == [
+        "a compressed CSV, not read: decompress it (gunzip fer2013.csv.gz), or put it in a .zip or .tar.gz, which "
+        "are read in place"]
+    assert "notes.csv.bz2 (a compressed CSV, not read: decompress it (bunzip2 notes.csv.bz2), or put it in a .zip " \
+           "or .tar.gz, which are read in place)" in plan.unrecognised
+    with pytest.raises(IngestError, match=r"fer2013.csv.gz: a compressed CSV"):
+        ingest(str(root), bad_record_budget=5)
