@@ -28,6 +28,7 @@ from contract.data import OS_METADATA, SYNTHETIC_MARKER
 
 
 MAX_DEPTH = 8  # folders (and archive levels) below the data root that are searched for datasets
+OS_METADATA_REASON = "operating-system metadata, not data"  # contract.data.OS_METADATA, as unrecognised
 
 
 
@@ -176,7 +177,7 @@ class DataRootWalker:
         if not OS_METADATA.match(name):
             return False
         if record:
-            self.unrecognised(path, "operating-system metadata, not data")
+            self.unrecognised(path, OS_METADATA_REASON)
         return True
 
 

@@ -6,7 +6,7 @@ ingest` prints it, and its headline counts become custom properties of the examp
 import collections
 from typing import Any, Dict, List, Optional
 
-from components.example_gen.data_root import Plan
+from components.example_gen.data_root import OS_METADATA_REASON, Plan
 from components.example_gen.options import IngestOptions
 from contract.data import EMOTIONS, SPLITS
 
@@ -109,8 +109,20 @@ def format_table(summary: Dict[str, Any]) -> str:
         where = f", quarantined in {rejected['quarantine']}" if rejected["quarantine"] else ""
         lines.append(f"rejected  {rejected['count']} bad record(s){where}")
         lines += [f"  {line}" for line in rejected["first"]]
-    for entry in summary["unrecognised"]:
-        lines.append(f"unrecognised  {entry}")
+    lines += [f"unrecognised  {entry}" for entry in _grouped_metadata(summary["unrecognised"])]
     for note in summary["notes"]:
         lines.append(f"note  {note}")
     return "\n".join(lines)
+
+
+def _grouped_metadata(unrecognised: List[str], shown: int = 3) -> List[str]:
+    """The unrecognised entries, operating-system metadata in one line when there are more than
+    `shown` (a Mac-made zip holds a `._` copy of every file: dozens of lines that say nothing);
+    ingest_summary.json keeps every entry."""
+    suffix = f" ({OS_METADATA_REASON})"
+    metadata = [entry[:-len(suffix)] for entry in unrecognised if entry.endswith(suffix)]
+    if len(metadata) <= shown:
+        return list(unrecognised)
+    others = [entry for entry in unrecognised if not entry.endswith(suffix)]
+    return others + [f"{len(metadata)} entries of {OS_METADATA_REASON} (__MACOSX/, ._*, .DS_Store...), "
+                     f"e.g. {', '.join(metadata[:shown])}; all listed in ingest_summary.json"]

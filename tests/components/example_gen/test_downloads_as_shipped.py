@@ -429,3 +429,20 @@ def test_a_gzipped_fer2013_csv_stops_the_run_saying_how_to_read_it(shipped, tmp_
            "or .tar.gz, which are read in place)" in plan.unrecognised
     with pytest.raises(IngestError, match=r"fer2013.csv.gz: a compressed CSV"):
         ingest(str(root), bad_record_budget=5)
+
+
+def test_many_os_metadata_files_read_as_one_line_of_the_summary(shipped, tmp_path, ingest):
+    """Unpacked by a tool that keeps macOS's `._` files, every image has one beside it: they were one
+    summary line each. The JSON summary keeps every one."""
+    from components.example_gen import summary as summary_lib  # pylint: disable=import-outside-toplevel
+
+    root = tmp_path / "data"
+    shutil.copytree(shipped["jaffe"], root / "jaffe")
+    for name in os.listdir(root / "jaffe"):
+        (root / "jaffe" / f"._{name}").write_bytes(b"\0\5\26\7")
+    run = ingest(str(root))
+    assert len(run.summary["unrecognised"]) == shipped["jaffe_images"]
+    lines = [line for line in summary_lib.format_table(run.summary).splitlines() if line.startswith("unrecognised")]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"unrecognised  {shipped['jaffe_images']} entries of operating-system metadata, not data (__MACOSX/, ._*, "
+        ".DS_Store...), e.g. jaffe/._")
