@@ -21,6 +21,7 @@ as ingestion scales them).
 """
 import csv
 import io
+import math
 import os
 import re
 import sys
@@ -156,6 +157,23 @@ def _upright(image):
     return image if image.getexif().get(0x0112, 1) == 1 else ImageOps.exif_transpose(image)
 
 
+def _within_model_budgets(image, file_bytes: int, classifier: Classifier):
+    """The image, or an 8-bit gray copy box-reduced to the model's own pixel budget, when it is over
+    either of the budgets the model decodes under (serving_images refuses those): a --max-image-pixels
+    or --max-image-bytes above the model's then holds with --no-detect too. The reduction is by a
+    whole factor; the model resizes the copy to 48x48 as it would have resized the image."""
+    from faces.gray import to_gray  # pylint: disable=import-outside-toplevel
+
+    pixels = image.width * image.height
+    if pixels <= classifier.max_image_pixels and file_bytes <= classifier.max_image_bytes:
+        return image
+    factor = max(1, math.ceil(math.sqrt(pixels / classifier.max_image_pixels)))
+    while math.ceil(image.width / factor) * math.ceil(image.height / factor) > classifier.max_image_pixels:
+        factor += 1  # reduce() keeps a partial block at the edges
+    gray = to_gray(image)
+    return gray.reduce(factor) if factor > 1 else gray
+
+
 def _encoded_for_tf(image, data: Optional[bytes]) -> bytes:
     """The bytes TensorFlow can decode: the file itself (data), or a lossless 8-bit gray PNG of the
     image (TIFF, WebP, CMYK, 16-bit or float, or turned upright: data None)."""
@@ -199,6 +217,7 @@ def _photo(classifier: Classifier, name: str, path: Path, detect: bool, max_pixe
         image, data = _open_image(path, max_pixels, max_bytes)
         upright = _upright(image)
         if not detect or upright.size == (dc.IMAGE_SIZE, dc.IMAGE_SIZE):
+            upright = _within_model_budgets(upright, len(data), classifier)
             encoded = _encoded_for_tf(upright, data if upright is image else None)
             yield {"input": name, **classifier.encoded([encoded])[0]}
             return

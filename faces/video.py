@@ -17,7 +17,12 @@ def is_video(path: str) -> bool:
 
 
 class VideoError(ValueError):
-    """The file cannot be read as a video."""
+    """The file cannot be read as a video, or ends before the frames its header declares."""
+
+
+# Frames a complete video may decode short of its declared count (FFmpeg drops a frame or two an edit
+# list or a B-frame reorder leaves out); above this and 1% of the count, the file was cut short.
+CUT_SHORT_TOLERANCE = 2
 
 
 def frame_count(path: str) -> int:
@@ -35,7 +40,8 @@ def frame_count(path: str) -> int:
 
 def read_frames(path: str, every: int = 1) -> Iterator[Tuple[int, float, np.ndarray]]:
     """(frame index, seconds, uint8 gray [H, W]) of every `every`-th frame, in order; VideoError when
-    the file is no video or holds no frame at all, so a caller never takes it for an empty clip."""
+    the file is no video or holds no frame at all, so a caller never takes it for an empty clip, and
+    after the last frame when it ends well before the frame count its header declares."""
     import av  # pylint: disable=import-outside-toplevel
 
     if every < 1:
@@ -60,6 +66,11 @@ def read_frames(path: str, every: int = 1) -> Iterator[Tuple[int, float, np.ndar
             raise VideoError(f"{path}: decoding failed at frame {index + 1} ({error})") from error
         if index < 0:
             raise VideoError(f"{path}: the video stream holds no frame")
+        declared = int(stream.frames or 0)
+        if declared - (index + 1) > max(CUT_SHORT_TOLERANCE, declared // 100):
+            # FFmpeg ends quietly where a cut-short avi (or a faststart mp4 cut between packets) ends.
+            raise VideoError(f"{path}: the video ends after frame {index + 1} of the {declared} its header "
+                             "declares: cut short (an interrupted download or copy?)")
 
 
 def write_video(path: str, frames, fps: int = 25) -> str:

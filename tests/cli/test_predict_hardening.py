@@ -150,6 +150,29 @@ def test_a_video_that_cannot_be_read_gets_an_error_line_and_the_rest_go_on(model
     _assert_error_between(lines, code, path, str(path))
 
 
+def test_a_video_cut_short_is_answered_up_to_the_cut_then_says_so(model_dir, tmp_path):
+    """An avi cut in half decodes without an FFmpeg error: the frames that are there are answered,
+    and the input's last line says the video ends before the frames its header declares."""
+    frames = list(np.random.default_rng(0).integers(0, 256, (40, 48, 64), dtype=np.uint8))  # no two alike
+    whole = open(video.write_video(str(tmp_path / "whole.avi"), frames), "rb").read()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole[:len(whole) // 2])
+    assert video.frame_count(str(cut)) == 40
+    code, lines, _ = _predict(model_dir, _crop48(tmp_path / "before.png"), cut, _crop48(tmp_path / "after.png"))
+    assert code == 1
+    answered = [line for line in lines if line["input"] == str(cut) and "frame" in line]
+    assert 5 < len(answered) < 40 and [line["frame"] for line in answered] == list(range(len(answered)))
+    error = next(line for line in lines if line["input"] == str(cut) and "error" in line)
+    assert f"ends after frame {len(answered)} of the 40" in error["error"] and "cut short" in error["error"]
+    assert "error" not in lines[0] and "error" not in lines[-1]
+
+
+def test_a_whole_video_is_not_taken_for_a_cut_one(tmp_path):
+    for suffix in (".avi", ".mp4"):
+        clip = video.write_video(str(tmp_path / f"whole{suffix}"), [np.full((48, 64), 90, np.uint8)] * 30)
+        assert len(list(video.read_frames(clip))) == 30 == video.frame_count(clip)
+
+
 # 3. EXIF orientation --------------------------------------------------------------------------
 
 def _with_orientation(image: Image.Image, orientation: int, path) -> str:
@@ -362,3 +385,43 @@ def test_video_frames_without_a_face_skip_the_tiled_search_photos_keep_it(model_
     assert code == 0 and [line["faces"] for line in lines] == [[], [], []]
     assert tiled == []
     assert detect.find_faces(blank) == [] and tiled  # the default, for photos and ingestion, is unchanged
+
+
+class _BudgetedBandModel(_BandModel):
+    """The band model with a served model's budget: serving_images refuses an image over 10,000
+    pixels, as the exported graph refuses one over its max_image_pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.max_image_pixels = tf.Variable(10_000, dtype=tf.int64, trainable=False)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_images(self, image_bytes):
+        def size(encoded):
+            shape = tf.shape(tf.io.decode_image(encoded, channels=3, expand_animations=False), out_type=tf.int64)
+            return shape[0] * shape[1]
+
+        sizes = tf.map_fn(size, image_bytes, fn_output_signature=tf.int64)
+        with tf.control_dependencies([tf.debugging.assert_less_equal(
+                sizes, self.max_image_pixels, message="over the model's pixel budget")]):
+            return _BandModel.serve_images.python_function(self, image_bytes)
+
+
+def test_no_detect_with_a_pixel_budget_above_the_models_answers_instead_of_the_model_refusing(tmp_path):
+    path = str(tmp_path / "budgeted")
+    module = _BudgetedBandModel()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve_examples,
+                                                  "serving_images": module.serve_images})
+    big = tmp_path / "big.png"  # 200x150 = 30,000 pixels: 3x the model's budget
+    ramp = np.repeat(np.linspace(20, 230, 150, dtype=np.float32)[:, None], 200, axis=1).astype(np.uint8)
+    Image.fromarray(ramp).save(big)
+    code, [refused], _ = _predict(path, "--no-detect", big)
+    assert code == 1 and "over the image pixel budget of 10,000" in refused["error"]
+    code, [line], _ = _predict(path, "--no-detect", "--max-image-pixels", 50_000, big)
+    assert code == 0 and "error" not in line
+    # The same picture within the model's budget gets the same answer (a box-reduced copy was sent).
+    Image.fromarray(ramp).resize((100, 75), Image.Resampling.BOX).save(tmp_path / "small.png")
+    _, [small], _ = _predict(path, "--no-detect", tmp_path / "small.png")
+    assert line["emotion"] == small["emotion"]
+    np.testing.assert_allclose(list(line["probabilities"].values()), list(small["probabilities"].values()),
+                               atol=2e-3)
