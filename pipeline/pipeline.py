@@ -2,12 +2,14 @@
 
     DeepEmotionExampleGen -> StatisticsGen -> SchemaGen (candidate, for review only)
                                            -> ImportSchemaGen(schema/) -> ExampleValidator -> DataGate
-    DataGate(gated schema) -> Transform -> Trainer -> Evaluator (floor + no regression)
-                                                   -> ModelCardGenerator -> Pusher (model + card)
+    DataGate ..> Transform -> Trainer -> Evaluator (floor + no regression)
+                                       -> ModelCardGenerator -> Pusher (model + card)
 
-Transform and Trainer take the schema from DataGate, so bad data, or a span that drifted from the
+Transform runs after DataGate (a task dependency, ..>), so bad data, or a span that drifted from the
 served model's training data (accept_drift: span numbers whose drift an operator accepted), stops
-the run before them.
+the run before it and the Trainer. Both read the curated schema itself, not the gate's copy: the
+override is the gate's execution property, and a gated schema as their input would make the next
+scheduled run, without the override, train and push the same span's model a second time.
 The Evaluator's baseline (`baseline=`): "latest_blessed" (a Resolver; local orchestrators), "served"
 (components/served_model: the model in service at serving_dir; open-source Kubeflow Pipelines cannot
 execute Resolver nodes, so the Kubeflow runner uses this) or "none" (absolute floor only); in each
@@ -174,7 +176,6 @@ def create_pipeline(
                          statistics=statistics_gen.outputs["statistics"], examples=example_gen.outputs["examples"],
                          serving_dir=serving_dir,
                          accept_drift=accept_drift)
-    gated_schema = data_gate.outputs["gated_schema"]
     components += [example_gen, statistics_gen, candidate_schema, curated_schema, example_validator, data_gate]
 
     base_model = None
@@ -197,14 +198,17 @@ def create_pipeline(
     # The Trainer applies the graph to raw examples batch by batch, as the served model does. No
     # analyzer cache: no later run reads it (a z-score over the resolved spans is one cheap pass), and
     # writing it cost ~0.5 s a run.
+    # Transform and Trainer read the curated schema and run after the gate as a task dependency, not
+    # through its output: a run that only drops a one-off drift override (the gate re-executes) then
+    # finds them in the cache instead of training and pushing the same data's model again.
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"], schema=gated_schema,
+        examples=example_gen.outputs["examples"], schema=curated_schema.outputs["schema"],
         preprocessing_fn=f"{transform_module}.preprocessing_fn", materialize=False, disable_statistics=True,
         disable_analyzer_cache=True, custom_config={"code_fingerprint": transform_code})
     trainer = tfx.components.Trainer(
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=gated_schema,
+        schema=curated_schema.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         base_model=base_model,
@@ -212,6 +216,7 @@ def create_pipeline(
                        "serving_limits": serving_limits or {},
                        "code_fingerprint": trainer_code},
         run_fn=f"{trainer_module}.run_fn")
+    transform.add_upstream_node(data_gate)
     components += [transform, trainer]
 
     baseline_model = None

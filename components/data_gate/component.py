@@ -3,9 +3,11 @@ drifted from what the served model was trained on beyond the schema's drift comp
 
 ExampleValidator in TFX 1.16 only records anomalies; it never fails a run, Transform does not wait
 for it, and it never compares with earlier statistics. This gate reads the anomalies, compares the
-statistics of this run's span with those of the served model's training data (drift.py), and passes
-the schema on only when both are clean, so Transform and Trainer (which take the gated schema) cannot
-start on bad data, and lineage in MLMD shows which validation every model's data passed.
+statistics of this run's span with those of the served model's training data (drift.py), and fails
+the run unless both are clean. Transform runs after it (pipeline.py: a task dependency), so Transform
+and the Trainer cannot start on bad data. Its output, the gated schema, records in MLMD what the
+gate passed (the drift baseline, an accepted drift); Transform and the Trainer read the curated schema,
+so that dropping a one-off override re-executes the gate alone and retrains nothing.
 tfx.dsl.Cond would skip the rest silently with exit code 0, which is not what an operator wants
 from bad data.
 

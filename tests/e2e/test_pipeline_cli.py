@@ -78,12 +78,15 @@ def test_first_run_executes_every_component_and_pushes_a_serving_layout_model(sa
                  for e in _raw_test_examples(run, limit=200)}
     assert image_ids and all(i.startswith("span-2/") for i in image_ids)
 
-    # The curated schema is the one validated against and handed (gated) to Transform and Trainer.
+    # The curated schema is the one validated against, recorded by the gate as what it passed, and
+    # read by Transform and Trainer, which start after the gate.
     curated = (sandbox.code / "schema" / "schema.pbtxt").read_text()
     gated_uri = run.nodes["DataGate"].output("gated_schema").uri
     assert tf.io.gfile.GFile(f"{gated_uri}/schema.pbtxt").read() == curated
-    assert run.nodes["Transform"].inputs["schema"][0].uri == gated_uri
-    assert run.nodes["Trainer"].inputs["schema"][0].uri == gated_uri
+    curated_uri = run.nodes["ImportSchemaGen"].output("schema").uri
+    assert run.nodes["Transform"].inputs["schema"][0].uri == curated_uri
+    assert run.nodes["Trainer"].inputs["schema"][0].uri == curated_uri
+    assert run.nodes["DataGate"].execution_id < run.nodes["Transform"].execution_id
     blessed = runs.custom_property(run.nodes["ExampleValidator"].output("anomalies"), "blessed")
     assert blessed == {"train": 1, "eval": 1, "test": 1}  # no anomalies in any split
 
@@ -550,8 +553,10 @@ def test_a_new_span_whose_pixels_drifted_stops_at_the_data_gate_naming_both_span
 
 
 def test_with_the_override_the_drifted_span_goes_through_and_the_acceptance_is_kept(sandbox):
+    versions = sandbox.versions()
     result = sandbox.run(accept_drift="3")
     assert result.returncode == 0, explain(result)
+    assert len(sandbox.versions()) == len(versions) + 1, explain(result)  # blessed and pushed
     assert "drift ACCEPTED for span 3" in result.stdout + result.stderr
     run = sandbox.latest_run()
     assert run.states()["DataGate"] == run.states()["Trainer"] == "COMPLETE"
@@ -559,6 +564,19 @@ def test_with_the_override_the_drifted_span_goes_through_and_the_acceptance_is_k
     assert accepted.startswith("Data drift from span 2") and "feature 'pixels'" in accepted
     summary = _deep_emotion(sandbox, "summary")
     assert "Drift accepted by the operator's override: Data drift from span 2" in summary.stdout
+
+
+def test_the_next_run_without_the_override_retrains_nothing_and_pushes_nothing(sandbox):
+    """The override is the gate's parameter: without it the gate runs again (span 3 against the model
+    the override let through: no drift), and Transform, Trainer, Evaluator and Pusher come from the
+    cache, since they read the curated schema and only wait for the gate."""
+    versions = sandbox.versions()
+    result = sandbox.run()
+    assert result.returncode == 0, explain(result)
+    states = sandbox.latest_run().states()
+    assert states["DataGate"] == "COMPLETE", states
+    assert {states[node] for node in ("Transform", "Trainer", "Evaluator", "Pusher")} == {"CACHED"}, states
+    assert sandbox.versions() == versions
 
 
 def test_data_that_breaks_the_schema_stops_the_run_before_transform(tmp_path, data_root):

@@ -231,3 +231,15 @@ def test_image_layout_matches_the_schema_path_the_pipeline_reads():
         workdir = re.findall(r"^WORKDIR\s+(\S+)", f.read(), flags=re.M)[-1]
     assert configs.KFP_SCHEMA_PATH == os.path.join(workdir, "schema", "schema.pbtxt")
     assert os.path.exists(os.path.join(REPO, "schema", "schema.pbtxt"))
+
+
+def test_transform_waits_for_the_data_gate_and_reads_the_curated_schema_as_the_trainer_does(spec):
+    """The gate is a task dependency, not an input: dropping a one-off drift override (the gate's
+    parameter) re-executes the gate alone, and Transform and Trainer come from the cache."""
+    tasks = spec.root.dag.tasks
+    assert "DataGate" in tasks["Transform"].dependent_tasks
+    for task in ("Transform", "Trainer"):
+        schema = tasks[task].inputs.artifacts["schema"].task_output_artifact
+        assert schema.producer_task == "ImportSchemaGen", task
+    assert not {task for task in tasks for artifact in tasks[task].inputs.artifacts.values()
+                if artifact.task_output_artifact.producer_task == "DataGate"}
