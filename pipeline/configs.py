@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 from components.example_gen.options import IngestOptions
+from components.example_gen.spans import check_ready_marker
 from contract import data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,13 @@ SPAN_PATTERN = _setting("SPAN_PATTERN", "span-{SPAN}",
 NUM_SPANS = _setting("NUM_SPANS", 1, "How many of the latest spans a run ingests (TFX's rolling_range num_spans).")
 if NUM_SPANS < 1:
     raise ValueError(f"DEEP_EMOTION_NUM_SPANS={NUM_SPANS}: a run ingests 1 or more spans")
+SPAN_READY_MARKER = _setting("SPAN_READY_MARKER", "",
+                             "A file name (e.g. _SUCCESS) that the job delivering a span writes into its folder last: "
+                             "span folders without it are not read yet. Empty: every span folder is complete.")
+try:
+    check_ready_marker(SPAN_READY_MARKER)
+except ValueError as _error:
+    raise ValueError(f"DEEP_EMOTION_SPAN_READY_MARKER: {_error}") from None
 ACCEPT_DRIFT = _setting("ACCEPT_DRIFT", "",
                         "Span number(s), e.g. 7 or 7,8, whose drift from the served model's training data the DataGate "
                         "accepts (logged); no other span's. Kubeflow: the run parameter accept_drift.")
@@ -179,7 +187,8 @@ def pipeline_args() -> Dict[str, Any]:
         pipeline_name=PIPELINE_NAME, pipeline_root=PIPELINE_ROOT, data_root=DATA_ROOT, schema_path=SCHEMA_PATH,
         serving_dir=SERVING_DIR, transform_module=TRANSFORM_MODULE, trainer_module=TRAINER_MODULE,
         hparams=HPARAMS, model_layout=MODEL_LAYOUT, accuracy_floor=ACCURACY_FLOOR,
-        example_gen_options=EXAMPLE_GEN_OPTIONS, span_pattern=SPAN_PATTERN, num_spans=NUM_SPANS, accept_drift=ACCEPT_DRIFT,
+        example_gen_options=EXAMPLE_GEN_OPTIONS, span_pattern=SPAN_PATTERN, num_spans=NUM_SPANS,
+        span_ready_marker=SPAN_READY_MARKER, accept_drift=ACCEPT_DRIFT,
         warm_start=WARM_START, serving_limits={"max_image_pixels": MAX_IMAGE_PIXELS, "max_image_bytes": MAX_IMAGE_BYTES},
         enable_cache=ENABLE_CACHE, beam_pipeline_args=BEAM_PIPELINE_ARGS)
 

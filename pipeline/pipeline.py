@@ -121,6 +121,7 @@ def create_pipeline(
     example_gen_options: Optional[Dict[str, Any]] = None,
     span_pattern: str = "span-{SPAN}",
     num_spans: int = 1,
+    span_ready_marker: str = "",
     accept_drift: Any = "",
     serving_limits: Optional[Dict[str, int]] = None,
     baseline: str = "latest_blessed",
@@ -154,12 +155,13 @@ def create_pipeline(
     span_resolver, resolved = None, None
     if not orchestrator_runs_drivers:
         span_resolver = SpanResolver(data_root=data_root, serving_dir=serving_dir, span_pattern=span_pattern,
-                                     num_spans=num_spans, training_fingerprint=training)
+                                     num_spans=num_spans, training_fingerprint=training,
+                                     ready_marker=span_ready_marker)
         resolved = {key: span_resolver.outputs[key].future()[0].value for key in RESOLVED_KEYS}
         components.append(span_resolver)
     example_gen = DeepEmotionExampleGen(
         input_base=data_root, options=options, code_fingerprint=example_gen_code,
-        span_pattern=span_pattern, num_spans=num_spans, resolved=resolved)
+        span_pattern=span_pattern, num_spans=num_spans, resolved=resolved, span_ready_marker=span_ready_marker)
     curated_schema = tfx.components.ImportSchemaGen(schema_file=schema_path)
     # With the schema, TFDV treats `emotion` as categorical (per-class counts, L-infinity drift).
     statistics_gen = tfx.components.StatisticsGen(

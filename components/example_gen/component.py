@@ -21,7 +21,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
 from components.example_gen import spans
-from components.example_gen.driver import SPAN_FOLDERS_KEY, SPAN_PATTERN_KEY, DataRootDriver
+from components.example_gen.driver import READY_MARKER_KEY, SPAN_FOLDERS_KEY, SPAN_PATTERN_KEY, DataRootDriver
 from components.example_gen.executor import Executor
 from components.example_gen.options import IngestOptions
 from contract.data import SPLITS
@@ -37,6 +37,7 @@ class DeepEmotionExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec
     PARAMETERS = {
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         SPAN_PATTERN_KEY: ExecutionParameter(type=str, optional=True),
+        READY_MARKER_KEY: ExecutionParameter(type=str, optional=True),
         SPAN_FOLDERS_KEY: ExecutionParameter(type=str, optional=True),
         example_gen_utils.SPAN_PROPERTY_NAME: ExecutionParameter(type=int, optional=True),
         example_gen_utils.FINGERPRINT_PROPERTY_NAME: ExecutionParameter(type=str, optional=True),
@@ -52,11 +53,13 @@ class DeepEmotionExampleGen(FileBasedExampleGen):
 
     def __init__(self, input_base: Any, options: Optional[IngestOptions] = None, code_fingerprint: Optional[str] = None,
                  span_pattern: str = spans.DEFAULT_PATTERN, num_spans: int = 1,
-                 resolved: Optional[Mapping[str, Any]] = None):
+                 resolved: Optional[Mapping[str, Any]] = None, span_ready_marker: str = ""):
         """code_fingerprint: of the executor's code, for the cache key (pipeline/code_fingerprint.py).
         span_pattern: span folders under input_base ("" = never spans: the whole root); num_spans: how
         many of the latest spans one run ingests (TFX's rolling_range). resolved: span_folders, span and
-        input_fingerprint as resolved upstream (placeholders of the SpanResolver's outputs)."""
+        input_fingerprint as resolved upstream (placeholders of the SpanResolver's outputs).
+        span_ready_marker: a file a span folder must hold to be read (spans.resolve); '' for none, and then
+        no exec property, so the cache keys of runs without a marker stay as they were."""
         resolved = dict(resolved or {})
         unknown = sorted(set(resolved) - set(RESOLVED_KEYS))
         if unknown:
@@ -66,6 +69,7 @@ class DeepEmotionExampleGen(FileBasedExampleGen):
             output_config=example_gen_utils.make_default_output_config(INPUT_CONFIG),
             custom_config=(options or IngestOptions()).to_custom_config(code_fingerprint),
             range_config=spans.rolling_range(num_spans), span_pattern=span_pattern,
+            span_ready_marker=spans.check_ready_marker(span_ready_marker) or None,
             output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             examples=types.Channel(type=standard_artifacts.Examples), **resolved)

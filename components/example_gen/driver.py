@@ -25,6 +25,7 @@ from components.example_gen import spans
 
 SPAN_PATTERN_KEY = "span_pattern"
 SPAN_FOLDERS_KEY = "span_folders"
+READY_MARKER_KEY = "span_ready_marker"
 
 
 def range_config_of(exec_properties: Dict[str, Any]):
@@ -40,9 +41,12 @@ class DataRootDriver(driver.FileBasedDriver):
         del pipeline_info, component_info
         if exec_properties.get(SPAN_FOLDERS_KEY) is None:
             data_root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+            marker = exec_properties.get(READY_MARKER_KEY) or ""
             resolution = spans.resolve(data_root, exec_properties.get(SPAN_PATTERN_KEY) or "",
-                                       range_config_of(exec_properties))
+                                       range_config_of(exec_properties), marker)
             logging.info("DeepEmotionExampleGen ingests %s of %s", resolution.describe(), data_root)
+            if resolution.waiting:
+                logging.warning("Span folders %s", spans.describe_waiting(resolution.waiting, marker))
             if resolution.outside:
                 logging.warning("In no span, not read: %s", ", ".join(resolution.outside))
             exec_properties[SPAN_FOLDERS_KEY] = spans.to_json(resolution.spans)

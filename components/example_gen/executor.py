@@ -40,7 +40,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from components.example_gen import spans as spans_lib
 from components.example_gen import summary as summary_lib
 from components.example_gen.data_root import Plan
-from components.example_gen.driver import SPAN_FOLDERS_KEY, SPAN_PATTERN_KEY
+from components.example_gen.driver import READY_MARKER_KEY, SPAN_FOLDERS_KEY, SPAN_PATTERN_KEY
 from components.example_gen.fer2013_csv import CsvTask, ReadCsvFile
 from components.example_gen.image_folders import DecodeImage, group_image_tasks
 from components.example_gen.options import IngestOptions
@@ -233,9 +233,17 @@ class Executor(BaseExampleGenExecutor):
         if hint:
             plan.notes.append(hint)
         if spans and pattern:
-            outside = spans_lib.outside(data_root, spans_lib.list_spans(data_root, pattern))
+            found = spans_lib.list_spans(data_root, pattern)
+            outside = spans_lib.outside(data_root, found)
             if outside:
                 plan.notes.append(f"in no span folder ({pattern}), not read: {', '.join(outside)}")
+            marker = exec_properties.get(READY_MARKER_KEY)
+            if marker:  # each read span's "complete" flag is not data, and not worth a line
+                flags = tuple(f"{span.folder}/{marker} (" for span in spans)  # "span-2/_SUCCESS (why)"
+                plan.unrecognised[:] = [entry for entry in plan.unrecognised if not entry.startswith(flags)]
+                waiting = spans_lib.split_ready(data_root, found, marker)[1]
+                if waiting:
+                    plan.notes.append(f"span folders {spans_lib.describe_waiting(waiting, marker)}")
         return pipeline | "ReadDataRoot" >> ReadDataRoot(plan, options, spans)
 
     def write_split(self, examples: beam.PCollection, split_uri: str):

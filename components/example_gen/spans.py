@@ -48,6 +48,7 @@ class Resolution:
     spans: Tuple[Span, ...]
     input_fingerprint: str
     outside: Tuple[str, ...] = ()  # top-level entries of a span root that are in no span (not read)
+    waiting: Tuple[Span, ...] = ()  # span folders without the ready marker (not read, yet)
 
     @property
     def span(self) -> int:
@@ -163,14 +164,47 @@ def select(found: Sequence[Span], range_config=None) -> Tuple[Span, ...]:
     return tuple([s for s in found if s.number >= start][-num_spans:])
 
 
-def resolve(data_root: str, pattern: str = DEFAULT_PATTERN, range_config=None) -> Resolution:
+def check_ready_marker(name: str) -> str:
+    """The ready-marker setting as given ('' = none), or SpanPatternError: a file name, not a path."""
+    if name and (name.strip() != name or name in (".", "..") or "/" in name or "\\" in name):
+        raise SpanPatternError(f"span ready marker {name!r}: expected a file name such as _SUCCESS (no path, "
+                               "no surrounding spaces), or '' for none")
+    return name
+
+
+def resolve(data_root: str, pattern: str = DEFAULT_PATTERN, range_config=None, ready_marker: str = "") -> Resolution:
     """The spans a run ingests (select(...) among the folders matching pattern), with the fingerprint
-    of every file in them; the whole root when pattern is empty or no folder matches."""
+    of every file in them; the whole root when pattern is empty or no folder matches.
+
+    ready_marker: a file name (Hadoop's _SUCCESS, say) that the job delivering a span writes into its
+    folder last. Span folders without it are still being written: they are left for a later run
+    (Resolution.waiting), and the range is chosen among the complete ones. No complete span at all is
+    an IngestError, never a fall-back to the whole root."""
     if not files.exists(data_root):
         raise IngestError(f"data root {data_root} does not exist")
     found = list_spans(data_root, pattern) if pattern else []
-    chosen = select(found, range_config)
-    return Resolution(chosen, fingerprint(data_root, chosen), outside(data_root, found) if found else ())
+    ready, waiting = split_ready(data_root, found, ready_marker)
+    if waiting and not ready:
+            raise IngestError(f"no span folder under {data_root} holds the ready marker {ready_marker} yet "
+                              f"({', '.join(s.folder + '/' for s in found)}): nothing complete to ingest. The job "
+                              f"that delivers a span writes {ready_marker} into its folder when the span is complete")
+    chosen = select(ready, range_config)
+    return Resolution(chosen, fingerprint(data_root, chosen), outside(data_root, found) if found else (), waiting)
+
+
+def split_ready(data_root: str, found: Sequence[Span], ready_marker: str) -> Tuple[Tuple[Span, ...], Tuple[Span, ...]]:
+    """(spans holding the ready marker, spans without it); every span is ready when there is no marker."""
+    if not check_ready_marker(ready_marker):
+        return tuple(found), ()
+    root = data_root.rstrip("/")
+    ready = tuple(s for s in found if files.exists(f"{root}/{s.folder}/{ready_marker}"))
+    return ready, tuple(s for s in found if s not in ready)
+
+
+def describe_waiting(waiting: Sequence[Span], ready_marker: str) -> str:
+    """The line naming span folders left for a later run."""
+    return (f"not complete yet (no {ready_marker}), not read: "
+            f"{', '.join(f'span {s.number} ({s.folder}/)' for s in waiting)}")
 
 
 def outside(data_root: str, found: Sequence[Span]) -> Tuple[str, ...]:

@@ -13,10 +13,11 @@ from components.example_gen.options import IngestOptions
 
 def run_executor(data_root: str, output_dir: str, options: Optional[IngestOptions] = None,
                  beam_pipeline_args: Sequence[str] = (), executor_class=None,
-                 span_pattern: str = spans.DEFAULT_PATTERN, num_spans: int = 1) -> Dict[str, Any]:
+                 span_pattern: str = spans.DEFAULT_PATTERN, num_spans: int = 1,
+                 span_ready_marker: str = "") -> Dict[str, Any]:
     """Runs the TFX executor (or a subclass) with an examples artifact at output_dir; returns the summary.
     The spans are resolved as the pipeline's driver resolves them: the latest num_spans span folders,
-    or the whole root when none matches span_pattern."""
+    or the whole root when none matches span_pattern (among those holding span_ready_marker, when set)."""
     # pylint: disable=import-outside-toplevel  # TFX and Beam load in seconds: not for `--help`
     import apache_beam as beam
     from tfx.proto import example_gen_pb2
@@ -26,12 +27,13 @@ def run_executor(data_root: str, output_dir: str, options: Optional[IngestOption
     from components.example_gen.component import INPUT_CONFIG
     from components.example_gen.executor import SUMMARY_FILE, Executor
 
-    resolution = spans.resolve(data_root, span_pattern, spans.rolling_range(num_spans))
+    resolution = spans.resolve(data_root, span_pattern, spans.rolling_range(num_spans), span_ready_marker)
     examples = standard_artifacts.Examples()
     examples.uri = output_dir
     exec_properties = {
         "input_base": data_root,
         "span_pattern": span_pattern,
+        "span_ready_marker": span_ready_marker,
         "span_folders": spans.to_json(resolution.spans),
         "span": resolution.span,
         "input_fingerprint": resolution.input_fingerprint,

@@ -80,12 +80,15 @@ def SpanResolver(
     span_pattern: tfx.dsl.components.Parameter[str] = spans.DEFAULT_PATTERN,
     num_spans: tfx.dsl.components.Parameter[int] = 1,
     training_fingerprint: tfx.dsl.components.Parameter[str] = "",
+    ready_marker: tfx.dsl.components.Parameter[str] = "",
 ) -> None:
     """Resolves the spans under data_root and the versions under serving_dir (see the module docstring)."""
     check_serving_dir(serving_dir)
-    resolution = spans.resolve(data_root, span_pattern, spans.rolling_range(num_spans))
+    resolution = spans.resolve(data_root, span_pattern, spans.rolling_range(num_spans), ready_marker)
     if resolution.outside:
         logging.warning("In no span, not read: %s", ", ".join(resolution.outside))
+    if resolution.waiting:
+        logging.warning("Span folders %s", spans.describe_waiting(resolution.waiting, ready_marker))
     baseline, warm_start, decision = decide(resolution, serving_dir, training_fingerprint)
     logging.info("SpanResolver: %s", decision)
     span.value = resolution.span

@@ -38,6 +38,9 @@ _DEFAULTS = IngestOptions()
 @click.option("--num-spans", type=click.IntRange(min=1), default=1, show_default=True, envvar="DEEP_EMOTION_NUM_SPANS",
               help="How many of the latest spans to read, as the pipeline's rolling window does (default: "
                    "DEEP_EMOTION_NUM_SPANS when set).")
+@click.option("--span-ready-marker", default="", envvar="DEEP_EMOTION_SPAN_READY_MARKER",
+              help="Read only span folders holding this file (e.g. _SUCCESS, written last by the job that "
+                   "delivers a span), as the pipeline does (default: DEEP_EMOTION_SPAN_READY_MARKER when set).")
 @click.option("--face-crop", default=",".join(_DEFAULTS.face_crop), show_default=True,
               help="Image layouts whose images go through the face stage: ckplus-original, jaffe, ferg "
                    "(comma-separated; '' for none).")
@@ -49,8 +52,8 @@ _DEFAULTS = IngestOptions()
 @click.option("--beam-arg", "beam_args", multiple=True,
               help="Extra Beam pipeline argument, repeatable (e.g. --beam-arg=--direct_num_workers=2).")
 def command(data_root, out, bad_record_budget, use_ferplus_labels, contempt_as, split_fractions, split_seed,
-            span_pattern, num_spans, face_crop, ckplus_peak_frames, ckplus_first_frame_neutral, overwrite,
-            beam_args):
+            span_pattern, num_spans, span_ready_marker, face_crop, ckplus_peak_frames, ckplus_first_frame_neutral,
+            overwrite, beam_args):
     """Convert a data root to canonical TFRecords (train/eval/test) and print what went where."""
     logging.getLogger("apache_beam.io.tfrecordio").setLevel(logging.ERROR)  # "python-snappy not found": harmless
     # pylint: disable=import-outside-toplevel
@@ -75,7 +78,8 @@ def command(data_root, out, bad_record_budget, use_ferplus_labels, contempt_as, 
         with publish.staged(out) as staging:
             os.makedirs(staging)
             summary = run_executor(os.path.abspath(data_root), str(staging), options, beam_args,
-                                   span_pattern=span_pattern, num_spans=num_spans)
+                                   span_pattern=span_pattern, num_spans=num_spans,
+                                   span_ready_marker=span_ready_marker)
     except (IngestError, SpanPatternError) as error:
         raise click.ClickException(str(error)) from error
 

@@ -178,3 +178,44 @@ def test_dated_folders_without_a_span_pattern_for_them_are_named_as_such(data_ro
     data_root.write("2026-12-02/fer2013.csv", "emotion,pixels,Usage\n")
     with pytest.raises(IngestError, match=r"(?s)holds FER2013 twice.*Note: 2026-12-01/, 2026-12-02/ look like span"):
         ingest(data_root.path)
+
+
+def test_with_a_ready_marker_a_span_still_being_written_waits_for_a_later_run(data_root, tmp_path):
+    """Hadoop's _SUCCESS convention: the job delivering a span writes the marker last. Without it the
+    latest folder is read as it is, half-copied or not."""
+    from components.example_gen.options import IngestOptions
+    from components.example_gen.standalone import run_executor
+
+    _ckplus(data_root, "span-1", {"S001": 2, "S002": 2})
+    _ckplus(data_root, "span-2", {"S003": 2, "S004": 2})
+    _ckplus(data_root, "span-3", {"S005": 1})  # still being copied: no marker yet
+    for folder in ("span-1", "span-2"):
+        data_root.write(f"{folder}/_SUCCESS", "")
+    assert spans.resolve(data_root.path).spans == (Span(3, "span-3"),)
+    resolution = spans.resolve(data_root.path, ready_marker="_SUCCESS")
+    assert resolution.spans == (Span(2, "span-2"),) and resolution.waiting == (Span(3, "span-3"),)
+    window = spans.resolve(data_root.path, spans.DEFAULT_PATTERN, spans.rolling_range(2), "_SUCCESS")
+    assert window.folders == ["span-1", "span-2"]
+
+    summary = run_executor(data_root.path, str(tmp_path / "out"), IngestOptions(split_fractions=(1.0, 0.0, 0.0)),
+                           span_ready_marker="_SUCCESS")
+    assert summary["spans"] == [{"span": 2, "folder": "span-2"}]
+    assert sum(summary["examples"]["by_split"].values()) == 4
+    assert "span folders not complete yet (no _SUCCESS), not read: span 3 (span-3/)" in summary["notes"]
+    assert not [entry for entry in summary["unrecognised"] if "_SUCCESS" in entry]  # the flag is not data
+
+    data_root.write("span-3/_SUCCESS", "")  # the copy finished
+    assert spans.resolve(data_root.path, ready_marker="_SUCCESS").spans == (Span(3, "span-3"),)
+
+
+def test_no_complete_span_stops_the_run_instead_of_reading_the_whole_root(data_root):
+    _ckplus(data_root, "span-1", {"S001": 1})
+    with pytest.raises(IngestError, match=r"no span folder under .* holds the ready marker _SUCCESS yet \(span-1/\)"):
+        spans.resolve(data_root.path, ready_marker="_SUCCESS")
+
+
+@pytest.mark.parametrize("marker", ["done/_SUCCESS", " _SUCCESS", "..", "a\\b"])
+def test_a_ready_marker_must_be_a_plain_file_name(data_root, marker):
+    _ckplus(data_root, "span-1", {"S001": 1})
+    with pytest.raises(SpanPatternError, match="span ready marker"):
+        spans.resolve(data_root.path, ready_marker=marker)

@@ -17,7 +17,7 @@ OUTPUTS = {"span": standard_artifacts.Integer, "span_folders": standard_artifact
 _RUNS = itertools.count()
 
 
-def _resolve(tmp_path, data_root, serving_dir, training="settings-1"):
+def _resolve(tmp_path, data_root, serving_dir, training="settings-1", ready_marker=""):
     outputs, run = {}, next(_RUNS)
     for key, artifact_type in OUTPUTS.items():
         artifact = artifact_type()
@@ -26,7 +26,7 @@ def _resolve(tmp_path, data_root, serving_dir, training="settings-1"):
         outputs[key] = [artifact]
     SpanResolver.EXECUTOR_SPEC.executor_class().Do(
         {}, outputs, {"data_root": str(data_root), "serving_dir": str(serving_dir), "training_fingerprint": training,
-                      "span_pattern": "span-{SPAN}", "num_spans": 1})
+                      "span_pattern": "span-{SPAN}", "num_spans": 1, "ready_marker": ready_marker})
     values = {key: artifacts[0].value for key, artifacts in outputs.items()}
     values["decision"] = outputs["span"][0].get_string_custom_property("decision")
     return values
@@ -93,3 +93,14 @@ def test_a_serving_dir_that_does_not_exist_stops_the_run_first(data_root, tmp_pa
     data_root.image("span-1/CK+48/happy/S001_001_00000001.png")
     with pytest.raises(ServingDirMissing):
         _resolve(tmp_path, data_root.path, tmp_path / "servnig")
+
+
+def test_on_kubeflow_too_a_span_without_its_ready_marker_is_left_for_a_later_run(data_root, tmp_path):
+    serving_dir = tmp_path / "serving"
+    serving_dir.mkdir()
+    data_root.image("span-1/CK+48/happy/S001_001_00000001.png")
+    data_root.write("span-1/_SUCCESS", "")
+    data_root.image("span-2/CK+48/happy/S002_001_00000001.png")  # still being copied
+    values = _resolve(tmp_path, data_root.path, serving_dir, ready_marker="_SUCCESS")
+    assert (values["span"], json.loads(values["span_folders"])) == (1, [{"span": 1, "folder": "span-1"}])
+    assert _resolve(tmp_path, data_root.path, serving_dir)["span"] == 2  # no marker set: the latest folder
