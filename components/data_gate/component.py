@@ -46,7 +46,8 @@ def check_drift(statistics, schema_proto, serving_dir: str, accept_drift: str,
     the served version did not learn from are computed from them and compared instead of the window's."""
     accepted = drift.accepted_spans(accept_drift)
     span = statistics.span
-    if not span:
+    window = spans_lib.from_json(examples.get_string_custom_property("span_folders")) if examples else ()
+    if not window and span == spans_lib.WHOLE_ROOT:  # a `span-0/` folder is a span like any other
         logging.info("DataGate: the data root has no span folders (span 0): no drift check between spans.")
         return None
     baseline = drift.served_baseline(serving_dir)
@@ -54,7 +55,6 @@ def check_drift(statistics, schema_proto, serving_dir: str, accept_drift: str,
         logging.info("DataGate: no served model with training statistics under %s: span %d is not compared.",
                      serving_dir, span)
         return None
-    window = spans_lib.from_json(examples.get_string_custom_property("span_folders")) if examples else ()
     new = drift.new_spans(window, baseline)
     if len(window) > 1 and new and len(new) < len(window):
         with tempfile.TemporaryDirectory(prefix="new-spans-statistics-") as new_statistics:

@@ -232,3 +232,12 @@ def test_a_class_that_vanished_from_the_new_span_stops_the_run(tmp_path, spans, 
             in str(failure.value))
     gated = _gate(tmp_path, statistics, tmp_path / "serving", accept_drift="6")  # accepted like any drift
     assert "class 'disgust'" in gated.get_string_custom_property("drift_accepted")
+
+
+def test_a_span_0_folder_is_compared_like_any_span(tmp_path, spans, fake_saved_model):
+    """Span numbering from 0 (span-0/) is TFX's too; span 0 used to mean "no span folders" here, and
+    the gate passed it without a drift check."""
+    _serve(tmp_path / "serving", 100, spans["span1"], fake_saved_model)
+    examples, statistics, _ = _window(tmp_path, "zero", {0: _faces(240, seed=3, brighten=70)})
+    with pytest.raises(DataDriftError, match=r"to span 0 \(span-0/\)"):
+        _gate(tmp_path, statistics, tmp_path / "serving", examples=examples)
