@@ -157,21 +157,31 @@ def _upright(image):
     return image if image.getexif().get(0x0112, 1) == 1 else ImageOps.exif_transpose(image)
 
 
-def _within_model_budgets(image, file_bytes: int, classifier: Classifier):
-    """The image, or an 8-bit gray copy box-reduced to the model's own pixel budget, when it is over
-    either of the budgets the model decodes under (serving_images refuses those): a --max-image-pixels
-    or --max-image-bytes above the model's then holds with --no-detect too. The reduction is by a
-    whole factor; the model resizes the copy to 48x48 as it would have resized the image."""
+def _encoded_within_model_budgets(image, data: Optional[bytes], classifier: Classifier) -> bytes:
+    """What --no-detect sends to serving_images: the image as _encoded_for_tf encodes it when the
+    model's own budgets take that (a GIF's pixels are its frames' together, as the model counts
+    them), else a gray PNG of its first frame box-reduced by a whole factor until it fits both. A
+    --max-image-pixels or --max-image-bytes above the model's then holds with --no-detect too (the
+    model refused such an image); the model resizes the copy to 48x48 as it would the image."""
     from faces.gray import to_gray  # pylint: disable=import-outside-toplevel
 
-    pixels = image.width * image.height
-    if pixels <= classifier.max_image_pixels and file_bytes <= classifier.max_image_bytes:
-        return image
-    factor = max(1, math.ceil(math.sqrt(pixels / classifier.max_image_pixels)))
-    while math.ceil(image.width / factor) * math.ceil(image.height / factor) > classifier.max_image_pixels:
-        factor += 1  # reduce() keeps a partial block at the edges
+    encoded = _encoded_for_tf(image, data)
+    frames = getattr(image, "n_frames", 1) if encoded is data else 1  # a converted image is one frame
+    max_pixels, max_bytes = classifier.max_image_pixels, classifier.max_image_bytes
+    if image.width * image.height * frames <= max_pixels and len(encoded) <= max_bytes:
+        return encoded
+    if frames > 1:
+        image.seek(0)
     gray = to_gray(image)
-    return gray.reduce(factor) if factor > 1 else gray
+    factor = max(1, math.ceil(math.sqrt(gray.width * gray.height / max_pixels)))
+    while True:
+        width, height = math.ceil(gray.width / factor), math.ceil(gray.height / factor)  # reduce() keeps edges
+        if width * height <= max_pixels:
+            buffer = io.BytesIO()
+            (gray.reduce(factor) if factor > 1 else gray).save(buffer, format="PNG")
+            if buffer.tell() <= max_bytes or width * height == 1:
+                return buffer.getvalue()
+        factor += 1
 
 
 def _encoded_for_tf(image, data: Optional[bytes]) -> bytes:
@@ -217,8 +227,7 @@ def _photo(classifier: Classifier, name: str, path: Path, detect: bool, max_pixe
         image, data = _open_image(path, max_pixels, max_bytes)
         upright = _upright(image)
         if not detect or upright.size == (dc.IMAGE_SIZE, dc.IMAGE_SIZE):
-            upright = _within_model_budgets(upright, len(data), classifier)
-            encoded = _encoded_for_tf(upright, data if upright is image else None)
+            encoded = _encoded_within_model_budgets(upright, data if upright is image else None, classifier)
             yield {"input": name, **classifier.encoded([encoded])[0]}
             return
         gray = np.asarray(to_gray(upright), dtype=np.uint8)

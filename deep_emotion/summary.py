@@ -47,9 +47,15 @@ def verdict(run: runs.PipelineRun) -> str:
     if nothing_new(run):
         return (f"Nothing new: {data}, ingested by an earlier run; every step came from the cache, nothing was "
                 f"trained or pushed.")
-    failed = [node for node, state in run.states().items() if state == "FAILED"]
+    states = run.states()
+    failed = [node for node, state in states.items() if state == "FAILED"]
     if failed:
         return f"Stopped at {', '.join(failed)} ({data})."
+    if states.get("Trainer") == "CACHED" and states.get("Pusher", "CACHED") == "CACHED":
+        # e.g. a run that only dropped a drift override: the gate checks again, the model stays
+        again = [node for node, state in states.items() if state == "COMPLETE" and "resolver" not in node]
+        return (f"Nothing new to train: {data}; {', '.join(again)} ran again, the Trainer and the Pusher came "
+                f"from the cache: nothing was trained or pushed.")
     return f"Ran on {data}."
 
 

@@ -20,8 +20,9 @@ class VideoError(ValueError):
     """The file cannot be read as a video, or ends before the frames its header declares."""
 
 
-# Frames a complete video may decode short of its declared count (FFmpeg drops a frame or two an edit
-# list or a B-frame reorder leaves out); above this and 1% of the count, the file was cut short.
+# Frames (and frame times) a complete video may fall short of its declared count and duration by
+# (FFmpeg drops a frame or two an edit list or a B-frame reorder leaves out); above this and 1%, the
+# file may have been cut short (_cut_short).
 CUT_SHORT_TOLERANCE = 2
 
 
@@ -55,22 +56,38 @@ def read_frames(path: str, every: int = 1) -> Iterator[Tuple[int, float, np.ndar
             raise VideoError(f"{path}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        index = -1
+        index, seconds = -1, 0.0
         try:
             for index, frame in enumerate(container.decode(stream)):
+                seconds = float(frame.pts * stream.time_base) if frame.pts is not None else float(frame.time or 0.0)
                 if index % every:
                     continue
-                seconds = float(frame.pts * stream.time_base) if frame.pts is not None else float(frame.time or 0.0)
                 yield index, seconds, frame.to_ndarray(format="gray")
         except av.FFmpegError as error:
             raise VideoError(f"{path}: decoding failed at frame {index + 1} ({error})") from error
         if index < 0:
             raise VideoError(f"{path}: the video stream holds no frame")
-        declared = int(stream.frames or 0)
-        if declared - (index + 1) > max(CUT_SHORT_TOLERANCE, declared // 100):
-            # FFmpeg ends quietly where a cut-short avi (or a faststart mp4 cut between packets) ends.
-            raise VideoError(f"{path}: the video ends after frame {index + 1} of the {declared} its header "
-                             "declares: cut short (an interrupted download or copy?)")
+        short = _cut_short(stream, index + 1, seconds)
+        if short:
+            raise VideoError(f"{path}: the video ends after frame {index + 1} of the {stream.frames} its header "
+                             f"declares, {short}: cut short (an interrupted download or copy?)")
+
+
+def _cut_short(stream, decoded: int, last_frame_time: float) -> str:
+    """How a video that decoded `decoded` frames, the last at `last_frame_time` s, falls short of what
+    its header declares ('' when it does not). FFmpeg ends quietly where a cut avi (or a faststart
+    mp4 cut between packets) ends. Both the frame count and the duration must fall short: complete
+    files declare frames they never show (a trimmed mp4's edit list, an avi's empty chunks for
+    dropped frames), but not time."""
+    declared = int(stream.frames or 0)
+    if declared - decoded <= max(CUT_SHORT_TOLERANCE, declared // 100) or not stream.duration:
+        return ""
+    duration = float(stream.duration * stream.time_base)
+    frame_time = 1 / float(stream.average_rate) if stream.average_rate else 0.0
+    shown = last_frame_time + frame_time
+    if duration - shown <= max(CUT_SHORT_TOLERANCE * frame_time, duration / 100):
+        return ""
+    return f"at {shown:.2f} s of {duration:.2f} s"
 
 
 def write_video(path: str, frames, fps: int = 25) -> str:

@@ -47,6 +47,9 @@ class DataRootDriver(driver.FileBasedDriver):
             logging.info("DeepEmotionExampleGen ingests %s of %s", resolution.describe(), data_root)
             if resolution.waiting:
                 logging.warning("Span folders %s", spans.describe_waiting(resolution.waiting, marker))
+            elif marker and not resolution.spans:
+                logging.warning("The span ready marker %s is set, but %s has no span folders: it is read whole",
+                                marker, data_root)
             if resolution.outside:
                 logging.warning("In no span, not read: %s", ", ".join(resolution.outside))
             exec_properties[SPAN_FOLDERS_KEY] = spans.to_json(resolution.spans)

@@ -232,12 +232,16 @@ class Executor(BaseExampleGenExecutor):
             raise IngestError(f"{error}\nNote: {hint}") from error
         if hint:
             plan.notes.append(hint)
+        marker = exec_properties.get(READY_MARKER_KEY)
+        if marker and not spans:
+            plan.notes.append(f"the span ready marker {marker} is set, but no folder of the data root matches the "
+                              f"span pattern {pattern!r}: it is read whole, with no marker to wait for")
+            plan.unrecognised[:] = [entry for entry in plan.unrecognised if not entry.startswith(f"{marker} (")]
         if spans and pattern:
             found = spans_lib.list_spans(data_root, pattern)
             outside = spans_lib.outside(data_root, found)
             if outside:
                 plan.notes.append(f"in no span folder ({pattern}), not read: {', '.join(outside)}")
-            marker = exec_properties.get(READY_MARKER_KEY)
             if marker:  # each read span's "complete" flag is not data, and not worth a line
                 flags = tuple(f"{span.folder}/{marker} (" for span in spans)  # "span-2/_SUCCESS (why)"
                 plan.unrecognised[:] = [entry for entry in plan.unrecognised if not entry.startswith(flags)]

@@ -72,6 +72,14 @@ def list_dir(path: str) -> List[Tuple[str, bool]]:
     return sorted(children)
 
 
+def is_file(path: str) -> bool:
+    """A file (not a folder, nor an object-store prefix) at path."""
+    if is_local(path):
+        return os.path.isfile(path)
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)
+
+
 def exists(path: str) -> bool:
     if is_local(path):
         return os.path.exists(path)

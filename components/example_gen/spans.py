@@ -197,7 +197,7 @@ def split_ready(data_root: str, found: Sequence[Span], ready_marker: str) -> Tup
     if not check_ready_marker(ready_marker):
         return tuple(found), ()
     root = data_root.rstrip("/")
-    ready = tuple(s for s in found if files.exists(f"{root}/{s.folder}/{ready_marker}"))
+    ready = tuple(s for s in found if files.is_file(f"{root}/{s.folder}/{ready_marker}"))
     return ready, tuple(s for s in found if s not in ready)
 
 

@@ -89,6 +89,9 @@ def SpanResolver(
         logging.warning("In no span, not read: %s", ", ".join(resolution.outside))
     if resolution.waiting:
         logging.warning("Span folders %s", spans.describe_waiting(resolution.waiting, ready_marker))
+    elif ready_marker and not resolution.spans:
+        logging.warning("The span ready marker %s is set, but %s has no span folders: it is read whole",
+                        ready_marker, data_root)
     baseline, warm_start, decision = decide(resolution, serving_dir, training_fingerprint)
     logging.info("SpanResolver: %s", decision)
     span.value = resolution.span

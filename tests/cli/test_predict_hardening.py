@@ -5,6 +5,7 @@ when an error line was printed, and the budgets bound what an untrusted file cos
 The model is a stand-in with the served model's two signatures, whose answer is a function of the
 48x48 gray picture it was given (the mean of 7 horizontal bands), so a picture sent sideways gets
 another answer; the face stage is the real one."""
+import fractions
 import io
 import json
 import os
@@ -171,6 +172,23 @@ def test_a_whole_video_is_not_taken_for_a_cut_one(tmp_path):
     for suffix in (".avi", ".mp4"):
         clip = video.write_video(str(tmp_path / f"whole{suffix}"), [np.full((48, 64), 90, np.uint8)] * 30)
         assert len(list(video.read_frames(clip))) == 30 == video.frame_count(clip)
+    # An avi whose capture dropped frames: the muxer writes an empty chunk for each gap and counts it,
+    # so it declares 109 frames and shows 100, over its whole duration.
+    gaps = str(tmp_path / "gaps.avi")
+    with av.open(gaps, "w") as container:
+        stream = container.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        time = 0
+        for i in range(100):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64), i, np.uint8), format="gray").reformat(format="yuvj420p")
+            frame.pts, frame.time_base = time, fractions.Fraction(1, 25)
+            time += 2 if i % 10 == 9 else 1
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert video.frame_count(gaps) > 100 + video.CUT_SHORT_TOLERANCE
+    assert len(list(video.read_frames(gaps))) == 100
 
 
 # 3. EXIF orientation --------------------------------------------------------------------------
@@ -388,12 +406,13 @@ def test_video_frames_without_a_face_skip_the_tiled_search_photos_keep_it(model_
 
 
 class _BudgetedBandModel(_BandModel):
-    """The band model with a served model's budget: serving_images refuses an image over 10,000
-    pixels, as the exported graph refuses one over its max_image_pixels."""
+    """The band model with a served model's budgets: serving_images refuses an image over 10,000
+    pixels or a request over 5,000 bytes, as the exported graph refuses them."""
 
     def __init__(self):
         super().__init__()
         self.max_image_pixels = tf.Variable(10_000, dtype=tf.int64, trainable=False)
+        self.max_image_bytes = tf.Variable(5_000, dtype=tf.int64, trainable=False)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve_images(self, image_bytes):
@@ -402,8 +421,11 @@ class _BudgetedBandModel(_BandModel):
             return shape[0] * shape[1]
 
         sizes = tf.map_fn(size, image_bytes, fn_output_signature=tf.int64)
-        with tf.control_dependencies([tf.debugging.assert_less_equal(
-                sizes, self.max_image_pixels, message="over the model's pixel budget")]):
+        request_bytes = tf.reduce_sum(tf.cast(tf.strings.length(image_bytes), tf.int64))
+        with tf.control_dependencies([
+                tf.debugging.assert_less_equal(sizes, self.max_image_pixels, message="over the model's pixel budget"),
+                tf.debugging.assert_less_equal(request_bytes, self.max_image_bytes,
+                                               message="over the model's byte budget")]):
             return _BandModel.serve_images.python_function(self, image_bytes)
 
 
@@ -425,3 +447,17 @@ def test_no_detect_with_a_pixel_budget_above_the_models_answers_instead_of_the_m
     assert line["emotion"] == small["emotion"]
     np.testing.assert_allclose(list(line["probabilities"].values()), list(small["probabilities"].values()),
                                atol=2e-3)
+
+
+def test_no_detect_with_a_byte_budget_above_the_models_sends_a_copy_that_fits_it(tmp_path):
+    path = str(tmp_path / "budgeted")
+    module = _BudgetedBandModel()
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve_examples,
+                                                  "serving_images": module.serve_images})
+    noise = tmp_path / "noise.png"  # 90x90 = 8,100 pixels, within the pixel budget; ~24 KB of PNG
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 90), dtype=np.uint8)).save(noise)
+    assert noise.stat().st_size > 5_000
+    code, [refused], _ = _predict(path, "--no-detect", noise)
+    assert code == 1 and "over the image byte budget of 5,000" in refused["error"]
+    code, [line], _ = _predict(path, "--no-detect", "--max-image-bytes", 100_000, noise)
+    assert code == 0 and "error" not in line, line

@@ -113,8 +113,13 @@ def test_a_run_where_every_component_came_from_the_cache_says_nothing_was_new():
     assert summary.nothing_new(cached)
     assert summary.verdict(cached) == ("Nothing new: span 2 (span-2/): 120 examples, ingested by an earlier run; "
                                        "every step came from the cache, nothing was trained or pushed.")
-    ran = runs.PipelineRun("r3", {"DeepEmotionExampleGen": _node("COMPLETE", span_2), "Trainer": _node("CACHED")})
+    ran = runs.PipelineRun("r3", {"DeepEmotionExampleGen": _node("COMPLETE", span_2), "Trainer": _node("COMPLETE")})
     assert not summary.nothing_new(ran) and summary.verdict(ran) == "Ran on span 2 (span-2/): 120 examples."
+    gate_again = runs.PipelineRun("r5", {"DeepEmotionExampleGen": _node("CACHED", span_2), "DataGate": _node("COMPLETE"),
+                                         "Trainer": _node("CACHED"), "Pusher": _node("CACHED")})
+    assert summary.verdict(gate_again) == (
+        "Nothing new to train: span 2 (span-2/): 120 examples; DataGate ran again, the Trainer and the Pusher came "
+        "from the cache: nothing was trained or pushed.")
     stopped = runs.PipelineRun("r4", {"DeepEmotionExampleGen": _node("COMPLETE", "[]"), "DataGate": _node("FAILED")})
     assert summary.verdict(stopped) == ("Stopped at DataGate (the whole data root (no span folders): "
                                         "120 examples).")

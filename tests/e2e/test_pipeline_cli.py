@@ -577,6 +577,7 @@ def test_the_next_run_without_the_override_retrains_nothing_and_pushes_nothing(s
     assert states["DataGate"] == "COMPLETE", states
     assert {states[node] for node in ("Transform", "Trainer", "Evaluator", "Pusher")} == {"CACHED"}, states
     assert sandbox.versions() == versions
+    assert "Nothing new to train: span 3 (span-3/)" in result.stdout, explain(result)
 
 
 def test_data_that_breaks_the_schema_stops_the_run_before_transform(tmp_path, data_root):

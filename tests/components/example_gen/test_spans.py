@@ -219,3 +219,27 @@ def test_a_ready_marker_must_be_a_plain_file_name(data_root, marker):
     _ckplus(data_root, "span-1", {"S001": 1})
     with pytest.raises(SpanPatternError, match="span ready marker"):
         spans.resolve(data_root.path, ready_marker=marker)
+
+
+def test_a_folder_named_as_the_marker_does_not_make_a_span_ready(data_root):
+    _ckplus(data_root, "span-1", {"S001": 1})
+    data_root.write("span-1/_SUCCESS", "")
+    _ckplus(data_root, "span-2", {"S002": 1})
+    os.makedirs(os.path.join(data_root.path, "span-2", "_SUCCESS"))
+    resolution = spans.resolve(data_root.path, ready_marker="_SUCCESS")
+    assert resolution.spans == (Span(1, "span-1"),) and resolution.waiting == (Span(2, "span-2"),)
+
+
+def test_a_marker_set_for_a_root_without_span_folders_is_named_not_silently_ignored(data_root, tmp_path):
+    from components.example_gen.options import IngestOptions
+    from components.example_gen.standalone import run_executor
+
+    for i in range(2):
+        data_root.image(f"CK+48/happy/S001_001_{i:08d}.png")
+    data_root.write("_SUCCESS", "")
+    summary = run_executor(data_root.path, str(tmp_path / "out"), IngestOptions(split_fractions=(1.0, 0.0, 0.0)),
+                           span_ready_marker="_SUCCESS")
+    assert summary["spans"] == [] and sum(summary["examples"]["by_split"].values()) == 2
+    assert any(note.startswith("the span ready marker _SUCCESS is set, but no folder of the data root matches "
+                               "the span pattern 'span-{SPAN}'") for note in summary["notes"]), summary["notes"]
+    assert not [entry for entry in summary["unrecognised"] if "_SUCCESS" in entry]
