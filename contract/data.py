@@ -41,6 +41,12 @@ JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE"
                "SA": "sad", "SU": "surprise"}  # KA.AN1.39.tiff
 FERG_EXPRESSIONS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "joy": "happy",
                     "neutral": "neutral", "sadness": "sad", "surprise": "surprise"}  # aia/aia_anger/
+# FER2013's Usage (fer2013.csv's column; the prefix of each file name in Kaggle's image download,
+# train/angry/Training_10118481.jpg) and the split it means.
+FER2013_USAGE_SPLITS = {"Training": "train", "PublicTest": "eval", "PrivateTest": "test"}
+# Kaggle's FER2013 as images (msambare/fer2013: train/ and test/ of class folders) names its class
+# folders by FER2013's own class names.
+FER2013_FOLDERS = {name: name for name in EMOTIONS}
 # fer2013new.csv vote columns in file order; "unknown" and "NF" (not a face) are no class.
 FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
                  "contempt", "unknown", "NF")

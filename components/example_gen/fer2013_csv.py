@@ -29,11 +29,9 @@ from components.example_gen import files
 from components.example_gen.options import CONTEMPT_EXCLUDED, IngestOptions
 from components.example_gen.records import Reject, encode_examples
 from components.example_gen.subject_split import split_by_content
-from contract.data import EMOTIONS, FERPLUS_TO_EMOTION, FERPLUS_VOTES, NUM_PIXELS
+from contract.data import EMOTIONS, FER2013_USAGE_SPLITS, FERPLUS_TO_EMOTION, FERPLUS_VOTES, NUM_PIXELS
 
 SOURCE = "fer2013"
-USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "eval", "PrivateTest": "test"}
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -424,7 +422,7 @@ class ReadCsvFile(beam.DoFn):
             return None  # the row's own defect is reported
         usage = row.fields[rows.columns["usage"]].strip()
         ferplus_usage = ferplus_row.fields[ferplus.columns["usage"]].strip()
-        if usage == ferplus_usage or usage not in USAGE_TO_SPLIT or ferplus_usage not in USAGE_TO_SPLIT:
+        if usage == ferplus_usage or usage not in FER2013_USAGE_SPLITS or ferplus_usage not in FER2013_USAGE_SPLITS:
             return None
         return (f"FER+ labels rows by their order: this row's Usage is {ferplus_usage}, where the row it would "
                 f"label, {task.path} line {row.line}, is {usage}; the two files are not in the same order "
@@ -434,11 +432,11 @@ class ReadCsvFile(beam.DoFn):
     def _split(self, rows: _Rows, row: _Row) -> Tuple[Optional[str], Optional[str]]:
         if "usage" in rows.columns:
             usage = row.fields[rows.columns["usage"]].strip()
-            if usage not in USAGE_TO_SPLIT:
-                if row.unterminated and any(u.startswith(usage) for u in USAGE_TO_SPLIT):
+            if usage not in FER2013_USAGE_SPLITS:
+                if row.unterminated and any(u.startswith(usage) for u in FER2013_USAGE_SPLITS):
                     return None, row.short_defect(f"Usage {usage!r} is cut short")
-                return None, row.note + f"Usage {usage[:30]!r} is not one of {', '.join(USAGE_TO_SPLIT)}"
-            return USAGE_TO_SPLIT[usage], None
+                return None, row.note + f"Usage {usage[:30]!r} is not one of {', '.join(FER2013_USAGE_SPLITS)}"
+            return FER2013_USAGE_SPLITS[usage], None
         text = row.fields[rows.columns["pixels"]].strip().encode()
         return split_by_content(text, self._options.split_fractions, self._options.split_seed), None
 

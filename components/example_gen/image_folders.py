@@ -1,12 +1,14 @@
-"""Image-folder datasets: CK+ (the CK+48 crops and the original cohn-kanade-images layout), JAFFE
-and FERG-DB.
+"""Image-folder datasets: CK+ (the CK+48 crops and the original cohn-kanade-images layout), JAFFE,
+FERG-DB, and FER2013 as Kaggle ships it in image files (train/angry/Training_10118481.jpg).
 
 A dataset folder is recognised by what it holds, wherever it sits below the data root
 (`layout_of`): a folder of JAFFE-named images, one with CK+48's emotion folders, one with FERG's
-character folders, one with CK+'s `cohn-kanade-images/` beside `Emotion/`. Names above it do not
+character folders, one with CK+'s `cohn-kanade-images/` beside `Emotion/`, one with FER2013's class
+folders of Usage-named images (or with train/ and test/ folders holding them). Names above it do not
 matter (`downloads/jaffe/jaffe/`, a root itself called `jaffe`). Listing is cheap and done before
 the Beam pipeline: labels and subjects come from paths (and CK+'s small label files), so the
-subject-disjoint split is decided up front (subject_split.py). Decoding runs in Beam, in parallel.
+subject-disjoint split is decided up front (subject_split.py); FER2013's images carry their own
+split, its Usage, in their names. Decoding runs in Beam, in parallel.
 
 Decoding, in one place: Pillow (JAFFE is TIFF, which tf.io cannot read), `convert("L")` (ITU-R
 601 luma; an alpha channel is dropped, not composited, exactly as the serving signature's
@@ -31,19 +33,23 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from components.example_gen import files
-from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, FERG, JAFFE
+from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, FER2013_IMAGES, FERG, JAFFE
 from components.example_gen.records import IngestError, Reject, encode_examples
-from contract.data import CKPLUS_CODES, CKPLUS_FOLDERS, FERG_EXPRESSIONS, IMAGE_SIZE, JAFFE_CODES
+from contract.data import (CKPLUS_CODES, CKPLUS_FOLDERS, FER2013_FOLDERS, FER2013_USAGE_SPLITS, FERG_EXPRESSIONS,
+                           IMAGE_SIZE, JAFFE_CODES)
 from faces.gray import NoGrayScale, to_gray
 
 CKPLUS_SUBJECT = re.compile(r"^(S\d+)_", re.IGNORECASE)                     # S005_001_00000011.png
 CKPLUS_FRAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.\w+$", re.IGNORECASE)      # S005_001_00000011.png
 CKPLUS_EMOTION = re.compile(r"^(S\d+)_(\d+)_(\d+)_emotion\.txt$", re.IGNORECASE)
 JAFFE_NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})\d*\.\d+\.\w+$", re.IGNORECASE)  # KA.AN1.39.tiff
+FER2013_NAME = re.compile(r"^(%s)_\d+\.\w+$" % "|".join(FER2013_USAGE_SPLITS), re.IGNORECASE)  # Training_3908.jpg
+_FER2013_USAGE = {usage.lower(): usage for usage in FER2013_USAGE_SPLITS}
 
-SOURCE_OF = {CKPLUS48: "ckplus", CKPLUS_ORIGINAL: "ckplus", JAFFE: "jaffe", FERG: "ferg"}
+SOURCE_OF = {CKPLUS48: "ckplus", CKPLUS_ORIGINAL: "ckplus", JAFFE: "jaffe", FERG: "ferg", FER2013_IMAGES: "fer2013"}
 DESCRIPTION = {CKPLUS48: "CK+48 crops", CKPLUS_ORIGINAL: "CK+ original (cohn-kanade-images + Emotion)",
-               JAFFE: "JAFFE", FERG: "FERG-DB"}
+               JAFFE: "JAFFE", FERG: "FERG-DB",
+               FER2013_IMAGES: "FER2013 as images (class folders; the split from each name's Usage)"}
 
 # Files an image folder may hold that are not images: named as unrecognised, never decoded.
 _NOT_IMAGES = re.compile(r"^(\..*|thumbs\.db|desktop\.ini|readme.*|license.*|"
@@ -88,7 +94,22 @@ def layouts_in(walker, folder: str) -> List[str]:
         found.append(CKPLUS48)
     if any(_is_ferg_character(walker, c) for c in [c for c in children if c.is_dir][:8]):
         found.append(FERG)
+    if _fer2013_class_folders(walker, folder) or _fer2013_split_folders(walker, folder):
+        found.append(FER2013_IMAGES)
     return found
+
+
+def _fer2013_class_folders(walker, folder: str) -> List:
+    """FER2013's class folders (angry/ ... neutral/, as Kaggle's image download names them) that
+    hold FER2013-named images (Training_3908.jpg, PublicTest_..., PrivateTest_...)."""
+    return [c for c in walker.peek(folder) if c.is_dir and c.name.lower() in FER2013_FOLDERS
+            and any(not g.is_dir and FER2013_NAME.match(g.name) for g in walker.peek(c.path))]
+
+
+def _fer2013_split_folders(walker, folder: str) -> List:
+    """Folders holding FER2013's class folders: Kaggle's train/ and test/ (whatever their names:
+    each image's split is in its own name)."""
+    return [c for c in walker.peek(folder) if c.is_dir and _fer2013_class_folders(walker, c.path)]
 
 
 def _jaffe_folders(walker, folder: str) -> List:
@@ -151,6 +172,8 @@ def dataset_children(walker, layout: str, folder: str) -> List[str]:
         return [c.path for c in children if c.is_dir and c.name.lower() in CKPLUS_FOLDERS]
     if layout == FERG:
         return [c.path for c in children if _is_ferg_character(walker, c)]
+    if layout == FER2013_IMAGES:
+        return [c.path for c in _fer2013_class_folders(walker, folder) + _fer2013_split_folders(walker, folder)]
     return [c.path for c in children if not c.is_dir] + [c.path for c in _jaffe_folders(walker, folder)]  # JAFFE
 
 
@@ -161,6 +184,7 @@ class ImageFile:
     layout: str
     emotion: str   # FER2013 emotion name or CONTEMPT
     subject: str
+    split: Optional[str] = None  # the dataset's own split (FER2013's Usage); None: decided by subject
 
     @property
     def source(self) -> str:
@@ -176,6 +200,7 @@ class ImageTask:
     subject: str
     split: str
     face_crop: bool = False
+    own_split: bool = False  # the split is the dataset's own (FER2013's Usage), not decided by subject
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,7 +393,39 @@ def _ckplus_labels(walker, emotion_root: str) -> Dict[Tuple[str, str], Tuple[int
     return labels
 
 
-LISTERS = {CKPLUS48: list_ckplus48, CKPLUS_ORIGINAL: list_ckplus_original, JAFFE: list_jaffe, FERG: list_ferg}
+def list_fer2013_images(walker, root: str, options) -> Iterator[ImageFile]:
+    """FER2013 as Kaggle's image download holds it: train/angry/Training_10118481.jpg,
+    test/happy/PrivateTest_95094.jpg (or the class folders without train/ and test/). The class is
+    the folder's; the split is the Usage that starts each name, as fer2013.csv's Usage column gives
+    it (Training, PublicTest, PrivateTest -> train, eval, test): Kaggle's test/ holds both test
+    halves. FER2013 has no subjects."""
+    splits = {c.path for c in _fer2013_split_folders(walker, root)}
+    yield from _fer2013_images_in(walker, root, splits, "FER2013's image folders")
+    for folder in sorted(splits):
+        yield from _fer2013_images_in(walker, folder, (), "FER2013's class folders")
+
+
+def _fer2013_images_in(walker, folder: str, split_folders, beside: str) -> Iterator[ImageFile]:
+    """The images of a folder's FER2013 class folders; anything else there is named."""
+    for entry in walker.children(folder, "fer2013"):
+        if entry.path in walker.elsewhere or entry.path in split_folders:
+            continue
+        if not entry.is_dir or entry.name.lower() not in FER2013_FOLDERS:
+            walker.unrecognised(entry.path, f"{'folder' if entry.is_dir else 'file'} beside {beside}")
+            continue
+        for image in _images_in(walker, entry.path, "fer2013"):
+            usage = FER2013_NAME.match(image.name)
+            if usage is None:
+                walker.reject("fer2013", image.path, "file name does not start with FER2013's Usage "
+                                                     f"({', '.join(FER2013_USAGE_SPLITS)}: Training_3908.jpg), "
+                                                     "which gives its split")
+            else:
+                yield ImageFile(image.path, FER2013_IMAGES, FER2013_FOLDERS[entry.name.lower()], "",
+                                FER2013_USAGE_SPLITS[_FER2013_USAGE[usage.group(1).lower()]])
+
+
+LISTERS = {CKPLUS48: list_ckplus48, CKPLUS_ORIGINAL: list_ckplus_original, JAFFE: list_jaffe, FERG: list_ferg,
+           FER2013_IMAGES: list_fer2013_images}
 
 
 class ImageDefect(ValueError):

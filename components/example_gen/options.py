@@ -10,7 +10,8 @@ from contract.data import CONTEMPT, EMOTIONS, SPLITS
 
 # How a folder holds an image dataset (image_folders.py lists each); the ones face_crop may name.
 CKPLUS48, CKPLUS_ORIGINAL, JAFFE, FERG = "ckplus48", "ckplus-original", "jaffe", "ferg"
-FACE_CROP_LAYOUTS = (CKPLUS_ORIGINAL, JAFFE, FERG)  # whole frames or portraits; CK+48 is cropped already
+FER2013_IMAGES = "fer2013-images"  # Kaggle's FER2013 as image files: train/angry/Training_10118481.jpg
+FACE_CROP_LAYOUTS = (CKPLUS_ORIGINAL, JAFFE, FERG)  # whole frames or portraits; CK+48 and FER2013 are crops already
 
 CODE_FINGERPRINT_KEY = "code_fingerprint"
 # CK+ and FER+ have a seventh expression FER2013 lacks. Their label maps name it so.

@@ -328,9 +328,9 @@ def plan_spans(data_root: str, spans: Sequence[Span], options: IngestOptions):
         excluded.update(p.excluded)
     split_of = {}
     for source in sorted({t.source for t in images}):
-        subjects = collections.Counter(t.subject for t in images if t.source == source)
+        subjects = collections.Counter(t.subject for t in images if t.source == source and not t.own_split)
         split_of[source] = assign_subjects(subjects, options.split_fractions, options.split_seed)
-    image_tasks = [dataclasses.replace(t, split=split_of[t.source][t.subject]) for t in images]
+    image_tasks = [t if t.own_split else dataclasses.replace(t, split=split_of[t.source][t.subject]) for t in images]
     return Plan(
         data_root=data_root, csv_tasks=csv_tasks, image_tasks=image_tasks,
         rejects=[r for _, p in plans for r in p.rejects], excluded=excluded,

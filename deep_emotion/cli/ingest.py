@@ -18,7 +18,8 @@ _DEFAULTS = IngestOptions()
 @click.command("ingest")
 @click.option("--data-root", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder holding any of fer2013.csv, icml_face_data.csv, train.csv/test.csv, fer2013new.csv, "
-                   "CK+48/, CK+ (cohn-kanade-images/ + Emotion/), JAFFE, FERG-DB, as folders at any depth or as "
+                   "FER2013's image download (train/ + test/ of class folders), CK+48/, CK+ (cohn-kanade-images/ + "
+                   "Emotion/), JAFFE, FERG-DB, as folders at any depth or as "
                    ".zip/.tar/.tar.gz/.tgz archives.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder: Split-train|eval|test/*.gz, ingest_summary.json, quarantine.jsonl.")

@@ -142,8 +142,9 @@ def test_a_root_with_nothing_recognised_is_an_error_naming_what_is_there(data_ro
     with pytest.raises(IngestError) as failure:
         plan_ingestion(data_root.path, IngestOptions())
     assert str(failure.value) == (
-        f"nothing under {data_root.path} is a dataset this project reads (FER2013-family CSVs, CK+48/, CK+'s "
-        "cohn-kanade-images/ + Emotion/, JAFFE, FERG-DB; folders or .zip/.tar/.tar.gz archives): notes.txt (not a "
+        f"nothing under {data_root.path} is a dataset this project reads (FER2013-family CSVs, FER2013's image "
+        "folders (train/angry/Training_3908.jpg), CK+48/, CK+'s cohn-kanade-images/ + Emotion/, JAFFE, FERG-DB; "
+        "folders or .zip/.tar/.tar.gz archives): notes.txt (not a "
         "dataset file); scores.csv (CSV with columns name,score)")
 
 
