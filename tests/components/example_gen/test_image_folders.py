@@ -102,6 +102,53 @@ def test_a_chunk_decoded_by_several_threads_comes_out_in_order_with_its_bad_imag
     assert len(group_image_tasks(tasks, chunk=10)) == 3
 
 
+def test_a_chunk_of_sources_and_face_crops_is_encoded_in_runs_in_its_order(data_root, tmp_path):
+    """Decoded images are encoded to tf.Examples in batches (ENCODE_BATCH), a run of one source and
+    one kind (with or without a face box) at a time: across batch and run edges, every image comes
+    out once, in the task's order, with a face box exactly where the face stage found one, and the
+    tallies add up to what was written."""
+    import collections  # pylint: disable=import-outside-toplevel
+    import glob  # pylint: disable=import-outside-toplevel
+
+    import apache_beam as beam  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from components.example_gen.image_folders import ENCODE_BATCH, DecodeImage, ImageFilesTask, ImageTask
+    from deep_emotion.demo_data.generate import generate
+
+    generate(str(tmp_path / "ck"), n=60, seed=0, formats=("ckplus-original",))
+    frames = sorted(glob.glob(str(tmp_path / "ck" / "**" / "S*_*.png"), recursive=True))[:6]
+    tasks = []
+    for i in range(ENCODE_BATCH + 9):
+        if i % 25 == 7:  # a face to find, in a whole frame
+            path = frames[i // 25]
+            tasks.append(ImageTask(path, f"frame{i}.png", "ckplus", 3, "S001", "test", face_crop=True))
+            continue
+        name, source = f"faces/{i}.png", ("jaffe", "ferg")[i // 40]
+        if i == 30:
+            data_root.write(name, b"not a picture\n")
+        else:
+            data_root.image(name)
+        tasks.append(ImageTask(f"{data_root.path}/{name}", name, source, i % 7, "x", ("train", "eval")[i % 2]))
+    decoder = DecodeImage(25_000_000, 2 ** 20, threads=2)
+    try:
+        outputs = list(decoder.process(ImageFilesTask(tuple(tasks))))
+    finally:
+        decoder.teardown()
+    examples = [(o[0], tf.train.Example.FromString(o[1])) for o in outputs
+                if not isinstance(o, beam.pvalue.TaggedOutput)]
+    tallies = sum((o.value for o in outputs if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == "tally"),
+                  collections.Counter())
+    kept = [t for i, t in enumerate(tasks) if i != 30]
+    assert [e.features.feature["image_id"].bytes_list.value[0].decode() for _, e in examples] == [t.name for t in kept]
+    assert [split for split, _ in examples] == [t.split for t in kept]
+    assert [e.features.feature["source"].bytes_list.value[0].decode() for _, e in examples] == [t.source for t in kept]
+    assert [("face_box" in e.features.feature) for _, e in examples] == [t.face_crop for t in kept]
+    assert sum(1 for t in kept if t.face_crop) == 3
+    assert tallies == collections.Counter([("example", t.source, t.split, t.emotion) for t in kept]
+                                          + [("rejected", "jaffe")])
+
+
 def _high_depth_copy(path, eight_bit, kind):
     """Saves the 8-bit gray image again as `kind`: its levels at 16 bits (v * 257, 255 -> 65535) or
     as floats in [0, 1]."""
