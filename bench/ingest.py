@@ -6,10 +6,12 @@ DirectRunner, each run in a fresh process so that its peak RSS is its own. Repor
 the executor's Do (wall clock, and per CPU-second, which is steadier on a shared machine), and
 peak RSS. Targets: >= 2,000 rows/s on 2 cores; peak RSS under 3 GB and not growing with rows.
 
-    TF_USE_LEGACY_KERAS=1 python -m bench.ingest [--rows 35887] [--compare-tfx-writer]
+    TF_USE_LEGACY_KERAS=1 python -m bench.ingest [--rows 35887] [--compare-tfx-writer] [--images]
 
 --compare-tfx-writer also runs the same executor with TFX's stock WriteSplit (Reshuffle, then
 WriteToTFRecord at gzip level 6) in place of ours, to show why the executor does not use it.
+--images also ingests the same rows as Kaggle's image download (one 48x48 JPEG a face, in class
+folders: the demo generator's fer2013-images).
 """
 from contract.runtime import quiet_tensorflow
 
@@ -47,6 +49,15 @@ def write_inputs(work_dir: str, rows: int) -> dict:
                         out.write(line)
         os.replace(csv_double + ".partial", csv_double)
     return {rows: single, 2 * rows: double}
+
+
+def write_images(work_dir: str, rows: int) -> str:
+    """The data root of the same rows (seed 0) as Kaggle's image download."""
+    from deep_emotion.demo_data import generate  # pylint: disable=import-outside-toplevel
+    root = os.path.join(work_dir, "x1-images")
+    if not os.path.exists(os.path.join(root, "fer2013-images")):
+        generate(root, n=rows, seed=0, formats=("fer2013-images",))
+    return root
 
 
 def child(data_root: str, variant: str) -> None:
@@ -97,6 +108,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=FER2013_ROWS)
     parser.add_argument("--work-dir", help="where the CSVs are written (kept for reuse); default: a temp dir")
     parser.add_argument("--compare-tfx-writer", action="store_true")
+    parser.add_argument("--images", action="store_true", help="also ingest the rows as Kaggle's image download")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--variant", choices=VARIANTS, default="ours", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -113,15 +125,19 @@ def main() -> None:
     for variant in variants:
         for rows, root in inputs.items():
             print(f"ingesting {rows:,} rows ({variant}) ...", flush=True)
-            results.append(measure(root, variant))
+            results.append(dict(measure(root, variant), input="csv"))
+    if args.images:
+        root = write_images(work_dir, args.rows)
+        print(f"ingesting {args.rows:,} rows as JPEG files ...", flush=True)
+        results.append(dict(measure(root, "ours"), input="images"))
 
-    print(f"\n{'writer':<11}{'rows':>8}{'seconds':>9}{'rows/s':>8}{'cpu-s':>8}{'rows/cpu-s':>11}"
+    print(f"\n{'writer':<11}{'input':<7}{'rows':>8}{'seconds':>9}{'rows/s':>8}{'cpu-s':>8}{'rows/cpu-s':>11}"
           f"{'peak RSS MB':>12}{'output MB':>10}{'load':>6}")
     for r in results:
-        print(f"{r['variant']:<11}{r['rows']:>8,}{r['seconds']:>9.1f}{r['rows'] / r['seconds']:>8,.0f}"
+        print(f"{r['variant']:<11}{r['input']:<7}{r['rows']:>8,}{r['seconds']:>9.1f}{r['rows'] / r['seconds']:>8,.0f}"
               f"{r['cpu_seconds']:>8.1f}{r['rows'] / r['cpu_seconds']:>11,.0f}{r['peak_rss_mb']:>12,.0f}"
               f"{r['output_mb']:>10,.0f}{r['load']:>6.1f}")
-    ours = [r for r in results if r["variant"] == "ours"]
+    ours = [r for r in results if r["variant"] == "ours" and r["input"] == "csv"]
     growth = ours[1]["peak_rss_mb"] - ours[0]["peak_rss_mb"]
     print(f"\nours: {ours[0]['rows'] / ours[0]['seconds']:,.0f} rows/s (target >= 2,000 on {os.cpu_count()} cores), "
           f"peak RSS {max(r['peak_rss_mb'] for r in ours):,.0f} MB (target < 3,072), "

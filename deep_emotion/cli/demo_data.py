@@ -38,7 +38,8 @@ class _ProgressBars:
               help="Same seed, same bytes.")
 @click.option("--formats", default=",".join(DEFAULT_FORMATS), show_default=True,
               help=f"Comma-separated, from: {', '.join(FORMATS)} (icml = icml_face_data.csv, "
-                   "kaggle = train.csv + test.csv, ferplus = fer2013new.csv).")
+                   "kaggle = train.csv + test.csv, ferplus = fer2013new.csv, fer2013-images = Kaggle's image "
+                   "download of the same rows: use it instead of fer2013, not beside it).")
 def command(out_dir, n, seed, formats):
     """Write synthetic faces in the FER2013, CK+, JAFFE and FERG formats."""
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())

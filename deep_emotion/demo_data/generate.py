@@ -12,7 +12,7 @@ from pathlib import Path
 
 from deep_emotion.demo_data import writers
 
-FORMATS = ("fer2013", "icml", "kaggle", "ferplus", "ckplus", "ckplus-original", "jaffe", "ferg")
+FORMATS = ("fer2013", "icml", "kaggle", "ferplus", "fer2013-images", "ckplus", "ckplus-original", "jaffe", "ferg")
 DEFAULT_FORMATS = ("fer2013", "ckplus", "ckplus-original", "jaffe", "ferg")
 REAL_FER2013_ROWS = 35_887
 REAL_CKPLUS_SEQUENCES = 327
@@ -37,7 +37,7 @@ def generate(out_dir, n: int = 3_000, seed: int = 0, formats=DEFAULT_FORMATS,
     Usage for the FER2013 family). The same arguments always write byte-identical files.
 
     Layout: fer2013.csv, icml_face_data.csv, train.csv + test.csv (kaggle), fer2013new.csv
-    (ferplus), CK+48/, CK+/ (cohn-kanade-images/ + Emotion/), jaffe/, FERG_DB_256/ — the names the
+    (ferplus), fer2013-images/ (train/ and test/ of class folders), CK+48/, CK+/ (cohn-kanade-images/ + Emotion/), jaffe/, FERG_DB_256/ — the names the
     real downloads use.
     """
     formats = tuple(dict.fromkeys(formats))

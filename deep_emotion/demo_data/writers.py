@@ -41,7 +41,9 @@ FER2013_FILE = "fer2013.csv"
 ICML_FILE = "icml_face_data.csv"
 KAGGLE_TRAIN_FILE, KAGGLE_TEST_FILE = "train.csv", "test.csv"
 FERPLUS_FILE = "fer2013new.csv"
-FER2013_VARIANTS = ("fer2013", "icml", "kaggle", "ferplus")
+FER2013_IMAGES_DIR = "fer2013-images"  # Kaggle's image download (msambare/fer2013) unpacked
+FER2013_IMAGES_JPEG_QUALITY = 95
+FER2013_VARIANTS = ("fer2013", "icml", "kaggle", "ferplus", "fer2013-images")
 
 FER2013_USAGES = ("Training", "PublicTest", "PrivateTest")
 FER2013_USAGE_ROWS = (28_709, 3_589, 3_589)  # the real file's 35,887 rows
@@ -77,6 +79,9 @@ def write_fer2013(out_dir, n: int, seed, variants=("fer2013",), progress: Progre
     pixels` (the headers' leading spaces are the real file's). kaggle: the competition bundle's
     train.csv (`emotion,pixels`, Training rows) and test.csv (`pixels`, the other rows), pixels
     in quotes as there. ferplus: fer2013new.csv, FER+ votes for the same rows in the same order.
+    fer2013-images: Kaggle's image download, fer2013-images/train/<class>/Training_<row>.jpg and
+    test/<class>/PublicTest_<row>.jpg, PrivateTest_<row>.jpg (48x48 gray JPEGs; Kaggle numbers its
+    files otherwise, the row number here lets tests match them to the CSV).
     """
     unknown = set(variants) - set(FER2013_VARIANTS)
     if unknown:
@@ -85,10 +90,12 @@ def write_fer2013(out_dir, n: int, seed, variants=("fer2013",), progress: Progre
     labels, usages = fer2013_plan(n, seed)
     votes = _ferplus_votes(labels, seed) if "ferplus" in variants else None
     names = {"fer2013": [FER2013_FILE], "icml": [ICML_FILE],
-             "kaggle": [KAGGLE_TRAIN_FILE, KAGGLE_TEST_FILE], "ferplus": [FERPLUS_FILE]}
+             "kaggle": [KAGGLE_TRAIN_FILE, KAGGLE_TEST_FILE], "ferplus": [FERPLUS_FILE],
+             "fer2013-images": [FER2013_IMAGES_DIR]}
     files = [name for variant in variants for name in names[variant]]
     with contextlib.ExitStack() as stack:
         tmp = {name: stack.enter_context(publish.staged(out_dir / name)) for name in files}
+        images = tmp.pop(FER2013_IMAGES_DIR, None)
         out = {name: stack.enter_context(open(path, "w", encoding="ascii", newline=""))
                for name, path in tmp.items()}
         headers = {FER2013_FILE: "emotion,pixels,Usage", ICML_FILE: "emotion, Usage, pixels",
@@ -115,6 +122,11 @@ def write_fer2013(out_dir, n: int, seed, variants=("fer2013",), progress: Progre
                     image_name = "" if not_face else f"fer{row:07d}.png"  # FER+ drops non-faces
                     counts = ",".join(str(v) for v in votes[row])
                     out[FERPLUS_FILE].write(f"{usage},{image_name},{counts}\n")
+                if images is not None:
+                    folder = images / ("train" if usage == "Training" else "test") / EMOTIONS[label]
+                    folder.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(face, mode="L").save(folder / f"{usage}_{row}.jpg",
+                                                         quality=FER2013_IMAGES_JPEG_QUALITY)
             if progress:
                 progress("fer2013", min(n, start + _BLOCK), n)
 

@@ -80,6 +80,22 @@ def test_fer2013_relatives_hold_the_same_rows_in_their_own_layouts(demo_root):
     assert summary["datasets"]["kaggle"]["files"] == [str(root / "train.csv"), str(root / "test.csv")]
 
 
+def test_fer2013_images_are_the_same_rows_as_kaggles_image_download_lays_them_out(demo_root):
+    root, summary = demo_root
+    fer = _rows(root / "fer2013.csv")[1:]
+    images = sorted((root / "fer2013-images").rglob("*.jpg"))
+    assert len(images) == len(fer) and summary["datasets"]["fer2013-images"]["path"] == str(root / "fer2013-images")
+    for path in images:
+        usage, row = re.fullmatch(r"(Training|PublicTest|PrivateTest)_(\d+)\.jpg", path.name).groups()
+        emotion, pixels, row_usage = fer[int(row)]
+        assert (usage, path.parent.name, path.parent.parent.name) == (
+            row_usage, EMOTIONS[int(emotion)], "train" if usage == "Training" else "test")
+        with Image.open(path) as image:
+            assert (image.format, image.mode, image.size) == ("JPEG", "L", (48, 48))
+            error = np.abs(np.asarray(image, np.int16).reshape(-1) - np.array(pixels.split(), np.int16))
+        assert error.mean() < 2.0, (path, error.mean())  # JPEG at quality 95
+
+
 def test_ferplus_votes_follow_fer2013_row_order(demo_root):
     root, summary = demo_root
     with open(root / "fer2013new.csv", encoding="ascii") as f:
