@@ -178,8 +178,9 @@ def resolve(data_root: str, pattern: str = DEFAULT_PATTERN, range_config=None, r
 
     ready_marker: a file name (Hadoop's _SUCCESS, say) that the job delivering a span writes into its
     folder last. Span folders without it are still being written: they are left for a later run
-    (Resolution.waiting), and the range is chosen among the complete ones. No complete span at all is
-    an IngestError, never a fall-back to the whole root."""
+    (Resolution.waiting), and a rolling range is chosen among the complete ones. No complete span at
+    all, or a waiting span inside a static range, is an IngestError, never a fall-back to the whole
+    root or a part of the range."""
     if not files.exists(data_root):
         raise IngestError(f"data root {data_root} does not exist")
     found = list_spans(data_root, pattern) if pattern else []
@@ -188,6 +189,14 @@ def resolve(data_root: str, pattern: str = DEFAULT_PATTERN, range_config=None, r
             raise IngestError(f"no span folder under {data_root} holds the ready marker {ready_marker} yet "
                               f"({', '.join(s.folder + '/' for s in found)}): nothing complete to ingest. The job "
                               f"that delivers a span writes {ready_marker} into its folder when the span is complete")
+    if range_config is not None and range_config.WhichOneof("range") == "static_range":
+        # A static range names its spans (a backfill): read all of them or none, never a part in silence.
+        start, end = range_config.static_range.start_span_number, range_config.static_range.end_span_number
+        in_range = [s for s in waiting if start <= s.number <= end]
+        if in_range:
+            raise IngestError(f"the static span range {start}-{end} holds span folders not complete yet (no "
+                              f"{ready_marker}): {', '.join(s.folder + '/' for s in in_range)}. A static range is "
+                              "read whole; run again once the job delivering them has written the marker")
     chosen = select(ready, range_config)
     return Resolution(chosen, fingerprint(data_root, chosen), outside(data_root, found) if found else (), waiting)
 

@@ -214,6 +214,24 @@ def test_no_complete_span_stops_the_run_instead_of_reading_the_whole_root(data_r
         spans.resolve(data_root.path, ready_marker="_SUCCESS")
 
 
+def test_a_static_range_with_a_span_still_being_written_stops_instead_of_reading_part_of_it(data_root):
+    for number in (1, 2, 3):
+        _ckplus(data_root, f"span-{number}", {f"S00{number}": 1})
+    data_root.write("span-1/_SUCCESS", "")
+    data_root.write("span-3/_SUCCESS", "")
+    static = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+        start_span_number=1, end_span_number=3))
+    with pytest.raises(IngestError, match=r"static span range 1-3 holds span folders not complete yet "
+                                          r"\(no _SUCCESS\): span-2/"):
+        spans.resolve(data_root.path, spans.DEFAULT_PATTERN, static, "_SUCCESS")
+    static.static_range.end_span_number = 1  # the waiting span is outside this one
+    assert spans.resolve(data_root.path, spans.DEFAULT_PATTERN, static, "_SUCCESS").spans == (Span(1, "span-1"),)
+    data_root.write("span-2/_SUCCESS", "")
+    static.static_range.end_span_number = 3
+    assert spans.resolve(data_root.path, spans.DEFAULT_PATTERN, static, "_SUCCESS").folders == [
+        "span-1", "span-2", "span-3"]
+
+
 @pytest.mark.parametrize("marker", ["done/_SUCCESS", " _SUCCESS", "..", "a\\b"])
 def test_a_ready_marker_must_be_a_plain_file_name(data_root, marker):
     _ckplus(data_root, "span-1", {"S001": 1})
