@@ -110,9 +110,13 @@ def _span_number(match: "re.Match[str]", folder: str) -> int:
     from tfx.components.example_gen import utils  # pylint: disable=import-outside-toplevel
 
     try:
-        return utils.date_to_span_number(int(match.group("year")), int(match.group("month")), int(match.group("day")))
+        number = utils.date_to_span_number(int(match.group("year")), int(match.group("month")), int(match.group("day")))
     except ValueError as error:
         raise SpanPatternError(f"span folder {folder}/ is not a valid date: {error}") from None
+    if number < 0:  # a range starts at span 0 at the earliest: the folder would never be read
+        raise SpanPatternError(f"span folder {folder}/ is dated before 1970-01-01: a dated span is numbered by its "
+                               "days since then, as in TFX, and cannot be negative; rename the folder")
+    return number
 
 
 def list_spans(data_root: str, pattern: str) -> List[Span]:

@@ -36,6 +36,10 @@ def test_dated_span_folders_number_days_since_the_epoch_as_tfx_does(tmp_path):
     _folders(root, "2024-13-01")
     with pytest.raises(SpanPatternError, match="2024-13-01/ is not a valid date"):
         spans.list_spans(root, "{YYYY}-{MM}-{DD}")
+    os.rmdir(os.path.join(root, "2024-13-01"))
+    _folders(root, "1969-12-31")  # span -1: no range would ever read it
+    with pytest.raises(SpanPatternError, match="1969-12-31/ is dated before 1970-01-01"):
+        spans.list_spans(root, "{YYYY}-{MM}-{DD}")
 
 
 def test_nested_and_width_patterns(tmp_path):
