@@ -19,8 +19,8 @@ from typing import Counter, Dict, List, Set, Tuple
 from components.example_gen import archives, files
 from components.example_gen.fer2013_csv import (FER2013_FILE_NAMES, FERPLUS, LABELLED, LAYOUT_BY_FILE_NAME,
                                                 UNLABELLED, USAGE_SPLIT, CsvTask, identify_csv, read_head)
-from components.example_gen.image_folders import (DESCRIPTION, LISTERS, ImageTask, dataset_children, layout_of,
-                                                  layouts_in)
+from components.example_gen.image_folders import (DESCRIPTION, LISTERS, ImageTask, dataset_children,
+                                                  fer2013_class_folders, fer2013_split_folders, layout_of, layouts_in)
 from components.example_gen.options import CKPLUS48, CKPLUS_ORIGINAL, CONTEMPT_EXCLUDED, FER2013_IMAGES, IngestOptions
 from components.example_gen.records import IngestError, Reject
 from components.example_gen.subject_split import assign_subjects
@@ -242,7 +242,12 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
         """Datasets among a dataset folder's other children: CSVs, and folders or archives holding
         an image dataset or a CSV (CK+ unpacked into the root beside Kaggle's fer2013.tar.gz)."""
         own, found, handed = set(dataset_children(walker, layout, folder)), {}, []
-        for entry in walker.peek(folder):
+        entries = list(walker.peek(folder))
+        if layout == FER2013_IMAGES:  # FER2013's train/ and test/ may hold other data too (train/CK+48/)
+            for split in fer2013_split_folders(walker, folder):
+                own.update(c.path for c in fer2013_class_folders(walker, split.path))
+                entries += walker.peek(split.path)
+        for entry in entries:
             if not entry.is_dir and entry.name.lower().endswith(".csv"):
                 handed.append(entry)
             elif entry.is_dir and entry.path not in own and depth < MAX_DEPTH:
@@ -298,8 +303,9 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
                 walker.unrecognised(entry.path, "not a dataset file")
 
     visit(walker.root, 0)
+    _fer2013_images_once(walker, image_files)
     for layout, folders in found_layouts.items():
-        if len(folders) > 1:
+        if len(folders) > 1 and layout != FER2013_IMAGES:  # FER2013's images: by their names, above
             raise IngestError(f"{data_root} holds {DESCRIPTION[layout]} twice: "
                               + " and ".join(walker.relpath(f) for f in folders)
                               + ". Keep one copy under the data root, or point the data root at one of them.")
@@ -381,12 +387,27 @@ def _identify_csv(walker: DataRootWalker, entry: Entry, csv_files, ferplus_files
             first_pixels[entry.path] = first[pixels[0]].strip()
 
 
+def _fer2013_images_once(walker: DataRootWalker, image_files) -> None:
+    """Each of FER2013's images once. Kaggle's download is in parts that may lie apart (train.zip and
+    test.zip), so copies are told by what names a face, its class folder and its name without the
+    extension (angry/Training_10118481), not by the folders holding them: train.zip beside the train/
+    unpacked from it, or two copies of the class folders, are an error naming one face twice."""
+    seen: Dict[Tuple[str, str], str] = {}
+    for image in image_files:
+        if image.layout == FER2013_IMAGES:
+            face = (image.emotion, posixpath.splitext(posixpath.basename(image.path))[0].lower())
+            if face in seen:
+                raise IngestError(f"{walker.root} holds FER2013's images twice: {walker.relpath(seen[face])} and "
+                                  f"{walker.relpath(image.path)} are one face (a download and a copy of it, or the "
+                                  "folders unpacked beside their zip). Keep one copy under the data root.")
+            seen[face] = image.path
+
+
 def _fer2013_once(walker: DataRootWalker, csv_files, image_folders) -> None:
-    """FER2013 as images and as rows (fer2013.csv, icml_face_data.csv, Kaggle's train.csv) are the same
-    faces twice, under names that cannot be matched (the images' numbers are not row numbers): an
-    error naming both, as two copies of one CSV are."""
-    rows = [e for e, layout in csv_files if e.name.lower() in FER2013_FILE_NAMES + ("train.csv",)
-            and layout in (USAGE_SPLIT, LABELLED)]
+    """FER2013 as images and as rows (a CSV with FER2013's Usage column whatever its name, Kaggle's
+    train.csv) are the same faces twice, under names that cannot be matched (the images' numbers are
+    not row numbers): an error naming both, as two copies of one CSV are."""
+    rows = [e for e, layout in csv_files if layout is USAGE_SPLIT or (layout is LABELLED and e.name.lower() == "train.csv")]
     if image_folders and rows:
         raise IngestError(f"{walker.root} holds FER2013 twice: as images in "
                           f"{', '.join(walker.relpath(f) + '/' for f in image_folders)} and as rows in "

@@ -97,22 +97,22 @@ def layouts_in(walker, folder: str) -> List[str]:
         found.append(CKPLUS48)
     if any(_is_ferg_character(walker, c) for c in [c for c in children if c.is_dir][:8]):
         found.append(FERG)
-    if _fer2013_class_folders(walker, folder) or _fer2013_split_folders(walker, folder):
+    if fer2013_class_folders(walker, folder) or fer2013_split_folders(walker, folder):
         found.append(FER2013_IMAGES)
     return found
 
 
-def _fer2013_class_folders(walker, folder: str) -> List:
+def fer2013_class_folders(walker, folder: str) -> List:
     """FER2013's class folders (angry/ ... neutral/, as Kaggle's image download names them) that
     hold FER2013-named images (Training_3908.jpg, PublicTest_..., PrivateTest_...)."""
     return [c for c in walker.peek(folder) if c.is_dir and c.name.lower() in FER2013_FOLDERS
             and any(not g.is_dir and FER2013_NAME.match(g.name) for g in walker.peek(c.path))]
 
 
-def _fer2013_split_folders(walker, folder: str) -> List:
+def fer2013_split_folders(walker, folder: str) -> List:
     """Folders holding FER2013's class folders: Kaggle's train/ and test/ (whatever their names:
     each image's split is in its own name)."""
-    return [c for c in walker.peek(folder) if c.is_dir and _fer2013_class_folders(walker, c.path)]
+    return [c for c in walker.peek(folder) if c.is_dir and fer2013_class_folders(walker, c.path)]
 
 
 def _jaffe_folders(walker, folder: str) -> List:
@@ -176,7 +176,7 @@ def dataset_children(walker, layout: str, folder: str) -> List[str]:
     if layout == FERG:
         return [c.path for c in children if _is_ferg_character(walker, c)]
     if layout == FER2013_IMAGES:
-        return [c.path for c in _fer2013_class_folders(walker, folder) + _fer2013_split_folders(walker, folder)]
+        return [c.path for c in fer2013_class_folders(walker, folder) + fer2013_split_folders(walker, folder)]
     return [c.path for c in children if not c.is_dir] + [c.path for c in _jaffe_folders(walker, folder)]  # JAFFE
 
 
@@ -402,29 +402,41 @@ def list_fer2013_images(walker, root: str, options) -> Iterator[ImageFile]:
     the folder's; the split is the Usage that starts each name, as fer2013.csv's Usage column gives
     it (Training, PublicTest, PrivateTest -> train, eval, test): Kaggle's test/ holds both test
     halves. FER2013 has no subjects."""
-    splits = {c.path for c in _fer2013_split_folders(walker, root)}
-    yield from _fer2013_images_in(walker, root, splits, "FER2013's image folders")
+    splits = {c.path for c in fer2013_split_folders(walker, root)}
+    # Beside train/ and test/, a folder named like a class is read only if it holds FER2013's images:
+    # Kaggle's download has none there, so one of other pictures is a stray, named, not bad records.
+    classes = {c.path for c in fer2013_class_folders(walker, root)} if splits else None
+    yield from _fer2013_images_in(walker, root, splits, classes, "FER2013's image folders")
     for folder in sorted(splits):
-        yield from _fer2013_images_in(walker, folder, (), "FER2013's class folders")
+        yield from _fer2013_images_in(walker, folder, (), None, "FER2013's class folders")
 
 
-def _fer2013_images_in(walker, folder: str, split_folders, beside: str) -> Iterator[ImageFile]:
-    """The images of a folder's FER2013 class folders; anything else there is named."""
+def _fer2013_images_in(walker, folder: str, split_folders, class_folders, beside: str) -> Iterator[ImageFile]:
+    """The images of a folder's FER2013 class folders (any folder of a class's name when
+    class_folders is None); anything else there is named."""
     for entry in walker.children(folder, "fer2013"):
         if entry.path in walker.elsewhere or entry.path in split_folders:
             continue
-        if not entry.is_dir or entry.name.lower() not in FER2013_FOLDERS:
+        if not entry.is_dir or entry.name.lower() not in FER2013_FOLDERS or (
+                class_folders is not None and entry.path not in class_folders):
             walker.unrecognised(entry.path, f"{'folder' if entry.is_dir else 'file'} beside {beside}")
             continue
         for image in _images_in(walker, entry.path, "fer2013"):
             usage = FER2013_NAME.match(image.name)
             if usage is None:
-                walker.reject("fer2013", image.path, "file name does not start with FER2013's Usage "
-                                                     f"({', '.join(FER2013_USAGE_SPLITS)}: Training_3908.jpg), "
-                                                     "which gives its split")
+                walker.reject("fer2013", image.path, _fer2013_name_defect(image.name))
             else:
                 yield ImageFile(image.path, FER2013_IMAGES, FER2013_FOLDERS[entry.name.lower()], "",
                                 FER2013_USAGE_SPLITS[_FER2013_USAGE[usage.group(1).lower()]])
+
+
+def _fer2013_name_defect(name: str) -> str:
+    usage = next((u for u in FER2013_USAGE_SPLITS if name.lower().startswith(u.lower())), None)
+    if usage:  # a copy's suffix ("Training_3908 (1).jpg"), a second extension, another separator
+        return (f"file name is not FER2013's {usage}_<number>.<extension> form (Training_3908.jpg): a copy of a file, "
+                "or renamed?")
+    return (f"file name does not start with FER2013's Usage ({', '.join(FER2013_USAGE_SPLITS)}: Training_3908.jpg), "
+            "which gives its split")
 
 
 LISTERS = {CKPLUS48: list_ckplus48, CKPLUS_ORIGINAL: list_ckplus_original, JAFFE: list_jaffe, FERG: list_ferg,

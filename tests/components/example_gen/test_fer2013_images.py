@@ -6,6 +6,7 @@ what the images give can be checked row by row against what the CSV gives."""
 import collections
 import csv
 import os
+import re
 import shutil
 import zipfile
 
@@ -33,6 +34,11 @@ def download(tmp_path_factory):
         rows = {number: (int(row["emotion"]), np.array(row["pixels"].split(), np.int16), row["Usage"])
                 for number, row in enumerate(csv.DictReader(f))}
     return datasets["fer2013"]["path"], datasets["fer2013-images"]["path"], rows
+
+
+@pytest.fixture(scope="module")
+def shipped_jaffe(tmp_path_factory):
+    return generate(str(tmp_path_factory.mktemp("jaffe")), n=ROWS, seed=3, formats=("jaffe",))["datasets"]["jaffe"]["path"]
 
 
 def _row(image_id):
@@ -78,27 +84,82 @@ def test_the_zip_as_downloaded_is_read_in_place(download, tmp_path):
     assert not plan.rejects and not plan.unrecognised
 
 
-def test_the_images_beside_fer2013_csv_are_fer2013_twice_an_error_naming_both(download, tmp_path):
+@pytest.mark.parametrize("name", ["fer2013.csv", "fer2013 (1).csv"])
+def test_the_images_beside_fer2013_csv_are_fer2013_twice_an_error_naming_both(download, tmp_path, name):
+    """By the CSV's Usage column, not its name: a browser's second download is FER2013 too."""
     fer2013_csv, folder, _ = download
     root = tmp_path / "data"
     shutil.copytree(folder, root / "fer2013-images")
-    shutil.copy(fer2013_csv, root / "fer2013.csv")
-    with pytest.raises(IngestError, match=r"FER2013 twice: as images in fer2013-images/ and as rows in fer2013\.csv"):
+    shutil.copy(fer2013_csv, root / name)
+    with pytest.raises(IngestError, match=r"FER2013 twice: as images in fer2013-images/ and as rows in "
+                                          + re.escape(name)):
         plan_ingestion(str(root), IngestOptions())
+
+
+def _zip_folder(folder, archive, inside=""):
+    with zipfile.ZipFile(archive, "w") as z:
+        for dirpath, _, names in os.walk(folder):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                z.write(path, os.path.join(inside, os.path.relpath(path, folder)))
+
+
+def test_one_download_in_two_archives_is_read_once_and_a_copy_beside_it_is_an_error(download, tmp_path):
+    """Copies are told by the faces (class and name), not by how many folders hold them: train.zip
+    and test.zip are one download; train/ unpacked beside the zip made from inside it is two."""
+    _, folder, rows = download
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for split in ("train", "test"):
+        _zip_folder(os.path.join(folder, split), parts / f"{split}.zip", inside=split)
+    plan = plan_ingestion(str(parts), IngestOptions())
+    assert sorted(_row(t.name) for t in plan.image_tasks) == sorted(rows)
+    assert [d.split(":")[0] for d in plan.datasets] == ["test.zip/", "train.zip/"]
+
+    colab = tmp_path / "colab"
+    shutil.copytree(folder, colab)
+    _zip_folder(os.path.join(folder, "train"), colab / "train.zip")  # zipped from inside train/
+    with pytest.raises(IngestError, match=r"holds FER2013's images twice: train/\w+/Training_\d+\.jpg and "
+                                          r"train\.zip!/\w+/Training_\d+\.jpg are one face"):
+        plan_ingestion(str(colab), IngestOptions())
+
+    copies = tmp_path / "copies"
+    shutil.copytree(os.path.join(folder, "train"), copies / "fer_a")
+    shutil.copytree(os.path.join(folder, "train"), copies / "fer_b")
+    with pytest.raises(IngestError, match=r"holds FER2013's images twice: fer_a/.* and fer_b/"):
+        plan_ingestion(str(copies), IngestOptions())
+
+
+def test_datasets_inside_kaggles_train_and_test_folders_are_read_too(download, tmp_path, shipped_jaffe):
+    _, folder, _ = download
+    root = tmp_path / "data"
+    shutil.copytree(folder, root)
+    shutil.copytree(shipped_jaffe, root / "test" / "jaffe")
+    plan = plan_ingestion(str(root), IngestOptions())
+    assert collections.Counter(t.source for t in plan.image_tasks) == {"fer2013": ROWS, "jaffe": 213}
+    assert not plan.unrecognised and not plan.rejects
 
 
 def test_a_file_without_its_usage_is_refused_by_name_and_strays_are_named(download, tmp_path):
     _, folder, _ = download
     root = tmp_path / "data"
     shutil.copytree(folder, root)
-    shutil.copy(next(p for p in (root / "train" / "happy").iterdir()), root / "train" / "happy" / "im0.png")
+    a_face = next(p for p in (root / "train" / "happy").iterdir())
+    shutil.copy(a_face, root / "train" / "happy" / "im0.png")
+    shutil.copy(a_face, root / "train" / "happy" / "Training_99 (1).jpg")
     (root / "train" / "contempt").mkdir()
     (root / "test" / "notes.txt").write_text("downloaded from kaggle")
+    shutil.copytree(root / "train" / "happy", root / "happy")  # a folder of the user's own beside train/, test/
+    for path in (root / "happy").iterdir():
+        path.rename(path.with_name("me-" + path.name))
     plan = plan_ingestion(str(root), IngestOptions())
-    [reject] = plan.rejects
-    assert reject.file.endswith("train/happy/im0.png") and "does not start with FER2013's Usage" in reject.defect
+    defects = {os.path.relpath(r.file, root): r.defect for r in plan.rejects}
+    assert defects.keys() == {"train/happy/im0.png", "train/happy/Training_99 (1).jpg"}
+    assert "does not start with FER2013's Usage" in defects["train/happy/im0.png"]
+    assert "is not FER2013's Training_<number>.<extension> form" in defects["train/happy/Training_99 (1).jpg"]
     assert "train/contempt (folder beside FER2013's class folders)" in plan.unrecognised
     assert "test/notes.txt (file beside FER2013's class folders)" in plan.unrecognised
+    assert "happy (folder beside FER2013's image folders)" in plan.unrecognised
     assert len(plan.image_tasks) == ROWS
 
 
