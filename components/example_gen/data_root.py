@@ -223,6 +223,13 @@ def plan_ingestion(data_root: str, options: IngestOptions) -> Plan:
         layouts = layouts_in(walker, folder)
         if len(layouts) > 1:
             where = f"the data root {walker.root}" if folder == walker.root else f"{walker.relpath(folder)}/"
+            if FER2013_IMAGES in layouts:  # FER2013's images have folders of their own: only the other moves
+                others = " and ".join(DESCRIPTION[l] for l in layouts if l != FER2013_IMAGES)
+                kept = ", ".join(sorted(posixpath.basename(path) + "/"
+                                        for path in dataset_children(walker, FER2013_IMAGES, folder)))
+                raise IngestError(f"{where} holds {others} unpacked beside FER2013's image folders ({kept}): the "
+                                  f"two would take each other's files for strays. Move {others} into a folder of "
+                                  "its own (e.g. jaffe/, CK+48/) under the data root; FER2013's folders can stay.")
             raise IngestError(f"{where} holds {' and '.join(DESCRIPTION[l] for l in layouts)} "
                               "side by side: two datasets unpacked into one folder cannot be told apart file by "
                               "file. Move each into a folder of its own (e.g. jaffe/, CK+48/) under the data root.")
@@ -407,7 +414,8 @@ def _fer2013_once(walker: DataRootWalker, csv_files, image_folders) -> None:
     """FER2013 as images and as rows (a CSV with FER2013's Usage column whatever its name, Kaggle's
     train.csv) are the same faces twice, under names that cannot be matched (the images' numbers are
     not row numbers): an error naming both, as two copies of one CSV are."""
-    rows = [e for e, layout in csv_files if layout is USAGE_SPLIT or (layout is LABELLED and e.name.lower() == "train.csv")]
+    rows = [e for e, layout in csv_files
+            if layout is USAGE_SPLIT or (layout is LABELLED and e.name.lower() == "train.csv")]
     if image_folders and rows:
         raise IngestError(f"{walker.root} holds FER2013 twice: as images in "
                           f"{', '.join(walker.relpath(f) + '/' for f in image_folders)} and as rows in "

@@ -178,3 +178,14 @@ def test_in_span_folders_beside_subject_split_datasets_each_image_keeps_its_usag
     assert len(fer) == ROWS
     assert all(t.split == FER2013_USAGE_SPLITS[rows[_row(t.name)][2]] for t in fer)
     assert len({t.split for t in plan.image_tasks if t.source == "ckplus"}) == 3
+
+
+def test_jaffe_unpacked_loose_beside_kaggles_folders_is_named_as_what_to_move(download, tmp_path, shipped_jaffe):
+    _, folder, _ = download
+    root = tmp_path / "data"
+    shutil.copytree(folder, root)
+    for path in os.listdir(shipped_jaffe):
+        shutil.copy(os.path.join(shipped_jaffe, path), root / path)
+    with pytest.raises(IngestError, match=r"holds JAFFE unpacked beside FER2013's image folders \(test/, train/\).*"
+                                          r"Move JAFFE into a folder of its own"):
+        plan_ingestion(str(root), IngestOptions())
