@@ -189,3 +189,15 @@ def test_jaffe_unpacked_loose_beside_kaggles_folders_is_named_as_what_to_move(do
     with pytest.raises(IngestError, match=r"holds JAFFE unpacked beside FER2013's image folders \(test/, train/\).*"
                                           r"Move JAFFE into a folder of its own"):
         plan_ingestion(str(root), IngestOptions())
+
+
+def test_a_repack_without_the_usage_in_its_names_is_told_what_is_missing(download, tmp_path):
+    """Some repacks rename Kaggle's files im0.png, im1.png ...: the split is lost with the names."""
+    _, folder, _ = download
+    root = tmp_path / "data"
+    shutil.copytree(folder, root)
+    for path in sorted(root.rglob("*.jpg")):
+        path.rename(path.with_name(f"im{_row(path.name)}.png"))
+    with pytest.raises(IngestError, match=r"Folders named as FER2013's classes \(angry/, .*surprise/\) hold images "
+                                          r"whose names do not start with FER2013's Usage"):
+        plan_ingestion(str(root), IngestOptions())
