@@ -26,7 +26,6 @@ import tensorflow as tf
 import tf_keras
 
 from contract.data import IMAGE_SIZE
-from contract.runtime import cpu_cores
 from trainer.model import LOGITS, PRECISIONS, THETA
 from trainer.stn import fast_warp
 
@@ -80,8 +79,6 @@ class HParams:
     jit_compile: bool = False              # XLA: a train step ran ~7x slower on these CPUs; try on GPU
     steps_per_execution: int = 8           # train steps per tf.function call (fewer Python round trips;
                                            # batch-level callbacks then see every 8th step)
-    cpu_towers: int = 0                    # CPU: each batch split into this many slices, one per core
-                                           # (data_parallel_train_step); 0: one per core, 1: off
     eval_batch_size: int = 256
 
     @classmethod
@@ -380,70 +377,10 @@ class ChanceGuard(tf_keras.callbacks.Callback):
             self.failed, self.model.stop_training = True, True
 
 
-MIN_TOWER_BATCH = 16  # smaller slices cost more in per-op overhead than a core gains
-
-
-def training_towers(hparams, strategy=None) -> int:
-    """How many slices ("towers") train steps split each batch into: `hparams.cpu_towers`, or for 0
-    one per core (at least MIN_TOWER_BATCH images each) when training on the CPU alone with one
-    thread per op (contract.runtime.one_thread_per_op); otherwise 1. With TensorFlow's default
-    threads the slices' ops fight over the cores (4,300-4,500 against 5,100-5,900 img/s unsliced
-    here); a GPU or a multi-replica strategy parallelises the batch itself."""
-    if hparams.cpu_towers < 0:
-        raise ValueError(f"HParams: cpu_towers must be >= 0, got {hparams.cpu_towers}")
-    if hparams.cpu_towers:
-        return hparams.cpu_towers
-    strategy = strategy or tf.distribute.get_strategy()
-    if (tf.config.list_physical_devices("GPU") or strategy.num_replicas_in_sync > 1
-            or tf.config.threading.get_intra_op_parallelism_threads() != 1):
-        return 1
-    return max(1, min(cpu_cores(), hparams.batch_size // MIN_TOWER_BATCH))
-
-
-def data_parallel_train_step(model, towers):
-    """A Keras train step that splits each batch into `towers` near-equal slices, runs forward and
-    backward on each slice separately and applies the summed gradients once.
-
-    Why: the model's ops are too small to share across cores. Run whole on one core each (one
-    thread per op, `contract.runtime.one_thread_per_op`), the slices keep both cores busy; on these
-    2 cores the model alone trained at 6,100-7,500 img/s in float32 against 5,100-6,500 unsliced,
-    and at 8,100-9,900 against 6,300-8,200 in mixed_bfloat16 (bench/model.py, alternating
-    processes). The mathematics is Keras's own step: each slice's mean loss (with the L2 penalty) is weighted by its share of the batch, so the summed
-    gradient is the whole batch's up to float rounding; a mixed_float16 model's loss scale is applied
-    per slice (the optimizer's compute_gradients); the loss and metrics Keras reports are computed
-    once, on the whole batch. A batch smaller than `towers` (an epoch's last) gives the slices it
-    cannot fill a copy of one face at weight 0: oneDNN's kernels fail on empty batches.
-    """
-    def train_step(data):
-        x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
-        size = tf.shape(x)[0]
-        sizes = (size + tf.range(towers)) // towers  # near-equal, summing to size
-        starts = tf.cumsum(sizes, exclusive=True)
-        variables, total, predictions = model.trainable_variables, None, []
-        for tower in range(towers):
-            rows = tf.minimum(starts[tower] + tf.range(tf.maximum(sizes[tower], 1)), size - 1)
-            x_part, y_part = tf.gather(x, rows), tf.gather(y, rows)
-            weight_part = None if sample_weight is None else tf.gather(sample_weight, rows)
-            share = tf.cast(sizes[tower], tf.float32) / tf.cast(size, tf.float32)
-            with tf.GradientTape() as tape:
-                y_pred = model(x_part, training=True)
-                loss = (model.loss(y_part, y_pred, sample_weight=weight_part) + tf.add_n(model.losses or [0.0])) * share
-            grads = [g for g, _ in model.optimizer.compute_gradients(loss, variables, tape=tape)]
-            total = grads if total is None else [a + b for a, b in zip(total, grads)]
-            predictions.append(y_pred[:sizes[tower]])
-        y_pred = tf.concat(predictions, 0)
-        model.compute_loss(x, y, y_pred, sample_weight)  # Keras's loss tracker: the batch's loss, as reported
-        model.optimizer.apply_gradients(zip(total, variables))
-        return model.compute_metrics(x, y, y_pred, sample_weight)
-
-    return train_step
-
-
-def compile_for_training(model, hparams, learning_rate_value=None, towers=1):
+def compile_for_training(model, hparams, learning_rate_value=None):
     """Adam and cross-entropy on the probabilities (sparse for class ids, dense for FER+ vote
     shares), with an accuracy metric. Under a mixed-precision model tf_keras wraps Adam in its
-    dynamic LossScaleOptimizer. towers > 1: the model's train step is
-    data_parallel_train_step (set on the model object; Keras's own step otherwise)."""
+    dynamic LossScaleOptimizer."""
     rate = hparams.learning_rate if learning_rate_value is None else learning_rate_value
     if hparams.soft_labels:
         loss = tf_keras.losses.CategoricalCrossentropy()
@@ -453,10 +390,6 @@ def compile_for_training(model, hparams, learning_rate_value=None, towers=1):
         accuracy = tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=tf_keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy],
                   jit_compile=hparams.jit_compile, steps_per_execution=hparams.steps_per_execution)
-    if towers > 1:
-        model.train_step = data_parallel_train_step(model, towers)
-    else:
-        vars(model).pop("train_step", None)  # back to the class's step
 
 
 def reinitialise(model, seed):
@@ -523,14 +456,13 @@ def _train(model, train_ds, eval_ds, hparams, callbacks, log, preprocess, read_o
     probe = _sample(eval_ds if eval_ds is not None else train_ds, preprocess)
     steps_per_epoch = int(math.ceil(counts.sum() / hparams.batch_size))
 
-    towers = training_towers(hparams, model.distribute_strategy)
     attempts, peak = [], hparams.learning_rate
     for attempt in range(hparams.collapse_restarts + 1):
         seed = hparams.seed + 1000 * attempt
         if attempt:
             reinitialise(model, seed)
         tf_keras.utils.set_random_seed(seed)  # dropout and anything else Keras draws
-        compile_for_training(model, hparams, learning_rate(hparams, steps_per_epoch, peak), towers)
+        compile_for_training(model, hparams, learning_rate(hparams, steps_per_epoch, peak))
         guard = CollapseGuard(probe, hparams.collapse_check_epochs)
         chance_guard = ChanceGuard(monitor_accuracy, chance, hparams.chance_patience)
         early_stopping = tf_keras.callbacks.EarlyStopping(
