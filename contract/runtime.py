@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -42,24 +43,30 @@ def native_stderr_without(*noise: str):
 
     For C++ code that logs straight to stderr through absl (TFLite's converter and interpreter),
     which TF_CPP_MIN_LOG_LEVEL does not reach. Nothing else is lost: other lines, errors included,
-    appear when the block ends.
+    appear when the block ends. File descriptor 2 is the process's, so one block at a time
+    (_NATIVE_STDERR): two threads that overlapped (ingestion's threads each make a face detector)
+    left fd 2 on the first one's deleted capture file, and every later line of the run vanished.
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode("utf-8", errors="replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not any(n in line for n in noise))
-            if kept:
-                sys.stderr.write(kept)
+    with _NATIVE_STDERR:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
                 sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                lines = captured.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+                kept = "".join(line for line in lines if not any(n in line for n in noise))
+                if kept:
+                    sys.stderr.write(kept)
+                    sys.stderr.flush()
+
+
+_NATIVE_STDERR = threading.RLock()  # reentrant: a block inside a block of the same thread is fine
 
 
 class _PipelineProgress(logging.Filter, logging.Formatter):
