@@ -24,7 +24,7 @@ from components.pusher.serving_dir import saved_model_digest
 from contract import data as dc
 from deep_emotion import runs
 from deep_emotion.demo_data.generate import generate
-from tests.e2e.harness import PipelineSandbox, brightened_copy, explain
+from tests.e2e.harness import PipelineSandbox, explain, recaptured_copy
 from trainer.lite import LiteModel, tflite_path
 
 EXAMPLE_GEN = "DeepEmotionExampleGen"
@@ -534,7 +534,7 @@ def test_a_disk_that_fills_during_a_component_stops_the_run_with_a_clear_error_a
 
 def test_a_new_span_whose_pixels_drifted_stops_at_the_data_gate_naming_both_spans(sandbox, span_root, data_root):
     versions = sandbox.versions()
-    brightened_copy(data_root, span_root / "span-3", shift=70)  # a new camera, brighter
+    recaptured_copy(data_root, span_root / "span-3")  # a new camera: brighter and flatter
     result = sandbox.run()
     output = result.stdout + result.stderr
     assert result.returncode != 0
