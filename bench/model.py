@@ -6,7 +6,7 @@
 Training: Adam steps of `model.fit` on cached, pre-batched random images (the model alone),
 and of the pipeline train() builds (cache, shuffle, batch, augment with the sampler, prefetch).
 Training is measured in each of --precisions (Keras policies; "auto" is what the Trainer picks by
-default, float32 on a CPU: trainer/model.py), their fits interleaved run by run so that a drift of
+default: on a CPU mixed_bfloat16 where it is native, else float32; trainer/model.py), their fits interleaved run by run so that a drift of
 the machine's speed hits all of them. Inference, batch 1 latency p50/p99 over 300 calls and
 images/s at batch 128 and 256, through two
 runtimes: the model's concrete function (what a SavedModel signature runs), and the TFLite copy

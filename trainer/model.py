@@ -15,11 +15,11 @@ normalise). Output `probabilities`: float32 softmax [batch, num_classes], also u
 precision (TFMA's per-class metrics need probabilities; Keras still computes the loss from the
 logits behind the softmax).
 
-Precision (`training_precision`): float16 mixed precision on a GPU, float32 on a CPU; bfloat16 on
-request (HParams precision "mixed_bfloat16"): on a CPU with AVX512_BF16 or AMX oneDNN runs these
-small convolutions about 1.4x faster than in float32 (bench/model.py), at a small accuracy cost on
-the demo data (bench/recipe.py, docs/design.md). Whatever it trained in, the model is calibrated and
-served in float32 (`float32_copy`: the same weights, float32 layers).
+Precision (`training_precision`): float16 mixed precision on a GPU; bfloat16 mixed precision on a CPU
+that multiplies bfloat16 natively (AVX512_BF16 or AMX: oneDNN runs these small convolutions about
+1.4x faster than in float32, bench/model.py, and over 6 seeds on the demo data it was as accurate,
+bench/recipe.py, docs/design.md); float32 on other CPUs. Whatever it trained in, the model is
+calibrated and served in float32 (`float32_copy`: the same weights, float32 layers).
 """
 import contextlib
 import re
@@ -171,14 +171,15 @@ def native_bfloat16_cpu(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 
 def training_precision(requested: str = "auto") -> str:
-    """The Keras policy to train in: `requested`, or for "auto" mixed_float16 when a GPU is visible
-    and float32 otherwise. mixed_bfloat16 is taken as asked; on a CPU without native bfloat16 it is
-    emulated, slower than float32, and a warning says so."""
+    """The Keras policy to train in: `requested`, or for "auto" mixed_float16 when a GPU is visible,
+    mixed_bfloat16 on a CPU with native bfloat16 (`native_bfloat16_cpu`) and float32 otherwise.
+    mixed_bfloat16 is taken as asked; on a CPU without native bfloat16 it is emulated, slower than
+    float32, and a warning says so."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
     gpu = bool(tf.config.list_physical_devices("GPU"))
     if requested == "auto":
-        return "mixed_float16" if gpu else "float32"
+        return "mixed_float16" if gpu else "mixed_bfloat16" if native_bfloat16_cpu() else "float32"
     if requested == "mixed_bfloat16" and not gpu and not native_bfloat16_cpu():
         warnings.warn("precision mixed_bfloat16: this CPU has no native bfloat16 (AVX512_BF16/AMX); oneDNN "
                       "emulates it, slower than float32", RuntimeWarning, stacklevel=2)

@@ -73,9 +73,9 @@ class HParams:
     shuffle_buffer: int = 30_000           # FER2013's whole training split fits
     cache: bool = True                     # read the training split's files once (a local cache file), and keep
     cache_memory_mb: int = 256             # it in memory too up to this many MB (memory flat in the data)
-    precision: str = "auto"                # "auto": mixed_float16 on GPU, float32 on CPU; "mixed_bfloat16": ~1.4x
-                                           # faster on a CPU with AVX512_BF16/AMX, ~0.5 points less accurate
-                                           # on the demo data (trainer/model.py); served in float32 always
+    precision: str = "auto"                # "auto": mixed_float16 on GPU, mixed_bfloat16 on a CPU with
+                                           # AVX512_BF16/AMX (~1.4x faster than float32), else float32
+                                           # (trainer/model.py); served in float32 always
     jit_compile: bool = False              # XLA: a train step ran ~7x slower on these CPUs; try on GPU
     steps_per_execution: int = 8           # train steps per tf.function call (fewer Python round trips;
                                            # batch-level callbacks then see every 8th step)

@@ -65,20 +65,23 @@ def test_a_bfloat16_model_is_served_by_a_float32_copy_that_answers_as_float32_la
     assert tf_keras.mixed_precision.global_policy().name == "float32"  # left as it was
 
 
-def test_bfloat16_is_asked_for_and_warned_about_where_the_cpu_only_emulates_it(tmp_path, monkeypatch):
+def test_bfloat16_is_the_cpu_default_where_native_and_warned_about_where_the_cpu_only_emulates_it(
+        tmp_path, monkeypatch):
     with_bf16, without = tmp_path / "zen4", tmp_path / "older"
     with_bf16.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
     without.write_text("processor : 0\nflags : fpu sse2 avx2 fma avx512f\n")
     assert model_lib.native_bfloat16_cpu(str(with_bf16)) and not model_lib.native_bfloat16_cpu(str(without))
     assert not model_lib.native_bfloat16_cpu(str(tmp_path / "absent"))
-    assert training_precision("auto") == training_precision("float32") == "float32"  # no GPU here
+    assert not tf.config.list_physical_devices("GPU")
     monkeypatch.setattr(model_lib, "native_bfloat16_cpu", lambda: False)
+    assert training_precision("auto") == training_precision("float32") == "float32"
     with pytest.warns(RuntimeWarning, match="emulates it"):
         assert training_precision("mixed_bfloat16") == "mixed_bfloat16"
     monkeypatch.setattr(model_lib, "native_bfloat16_cpu", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert training_precision("mixed_bfloat16") == "mixed_bfloat16"
+        assert training_precision("mixed_bfloat16") == training_precision("auto") == "mixed_bfloat16"
+    assert training_precision("float32") == "float32"  # asked for: taken as asked
     with pytest.raises(ValueError, match="precision must be one of"):
         training_precision("float64")
 
