@@ -106,20 +106,6 @@ def spatial_transform(image, theta, output_size=None):
     return _sample(image, *_source_coordinates(theta, output_size or input_size, input_size))
 
 
-def fast_warp(image, theta):
-    """`spatial_transform` through TensorFlow's fused ImageProjectiveTransformV3 kernel.
-
-    Several times cheaper on CPU, same convention and zero fill, but no gradient with respect
-    to theta (and not bit-exact): for data augmentation, not inside the model.
-    """
-    size = tuple(image.shape[1:3])
-    matrix = tf.reshape(pixel_affine(theta, size), [-1, 6])
-    transforms = tf.concat([matrix, tf.zeros_like(matrix[:, :2])], axis=1)  # no projective part
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=image, transforms=transforms, output_shape=tf.constant(size, tf.int32),
-        fill_value=tf.constant(0.0, image.dtype), interpolation="BILINEAR", fill_mode="CONSTANT")
-
-
 def identity_theta(batch_size=1):
     """The identity transform as (batch_size, 6) float32."""
     return tf.tile(tf.constant([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]]), [batch_size, 1])

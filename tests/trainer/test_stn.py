@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer.stn import (SpatialTransformer, affine_grid, bilinear_sample, fast_warp, identity_theta,
+from trainer.stn import (SpatialTransformer, affine_grid, bilinear_sample, identity_theta,
                          spatial_transform)
 
 RNG = np.random.default_rng(0)
@@ -157,11 +157,3 @@ def test_half_pixel_shift_averages_neighbours():
     out = run("eager", image, np.array([[1.0, 0, 1 / 48, 0, 1, 0]], np.float32))
     np.testing.assert_allclose(out[0, :, :47, 0], image[0, :, :47, 0] + 0.5, atol=1e-5)
     assert math.isclose(out[0, 0, 47, 0], 47 * 0.5, abs_tol=1e-5)  # half of it reads the zero border
-
-
-def test_fast_warp_for_augmentation_follows_the_same_convention():
-    image = RNG.normal(size=(4, 48, 48, 1)).astype(np.float32)
-    angle = RNG.uniform(-0.5, 0.5, size=4)
-    theta = np.stack([-np.cos(angle), -np.sin(angle), RNG.uniform(-0.2, 0.2, 4),
-                      -np.sin(angle), np.cos(angle), RNG.uniform(-0.2, 0.2, 4)], axis=1).astype(np.float32)
-    np.testing.assert_allclose(fast_warp(image, theta), spatial_transform(image, theta), atol=1e-5)

@@ -8,7 +8,9 @@ import tf_keras
 
 from trainer.model import build_model
 from trainer.train import (HParams, class_counts, TrainingCollapsed, TrainingDidNotLearn, WarmupCosine, balanced_class_weights,
-                           class_weights_from_counts, random_affine_thetas, train, training_batches)
+                           class_weights_from_counts, random_affine_thetas, train, training_batches,
+                           warp_for_augmentation)
+from trainer.stn import spatial_transform
 
 
 def dataset(images, labels):
@@ -123,6 +125,25 @@ def test_hparams_travel_as_json_and_refuse_unknown_keys():
         HParams.from_dict({"class_weights": "inverse"})
     with pytest.raises(ValueError, match="precision must be one of"):
         HParams.from_dict({"precision": "bf16"})
+
+
+def test_the_augmentation_warp_is_the_spatial_transformer_s_to_opencv_s_1_32_pixel(faces):
+    images = tf.constant(faces[0][:32])
+    thetas = random_affine_thetas(32, tf.constant([3, 4], tf.int64), HParams())  # rotations, shifts, mirrors
+    warped, exact = warp_for_augmentation(images, thetas).numpy(), spatial_transform(images, thetas).numpy()
+    assert warped.shape == exact.shape == images.shape and warped.dtype == np.float32
+    spread = float(np.ptp(exact))
+    assert np.abs(warped - exact).max() < 0.05 * spread and np.abs(warped - exact).mean() < 0.002 * spread
+    # Whole-pixel moves and mirrors are exact, and what comes from outside is zero.
+    moves = tf.constant([[1.0, 0, 2 * 3 / 48, 0, 1, 0], [-1.0, 0, 0, 0, 1, -2 * 5 / 48], [1.0, 0, 1.0, 0, 1, 0]])
+    images = images[:3]
+    np.testing.assert_array_equal(warp_for_augmentation(images, moves).numpy(), spatial_transform(images, moves).numpy())
+    assert not warp_for_augmentation(images, moves).numpy()[2, :, 24:].any()  # half the width moved in from outside
+    # In tf.data, batch by batch, as training_batches runs it.
+    batches = tf.data.Dataset.from_tensor_slices(faces[0][:64]).batch(16).map(
+        lambda batch: warp_for_augmentation(batch, random_affine_thetas(tf.shape(batch)[0], tf.constant([1, 2], tf.int64),
+                                                                        HParams())), num_parallel_calls=2)
+    assert [b.shape[0] for b in batches] == [16, 16, 16, 16]
 
 
 def test_augmentation_stays_within_its_ranges_and_is_off_at_zero():
