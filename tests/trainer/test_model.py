@@ -65,6 +65,18 @@ def test_a_bfloat16_model_is_served_by_a_float32_copy_that_answers_as_float32_la
     assert tf_keras.mixed_precision.global_policy().name == "float32"  # left as it was
 
 
+def test_paper_dropout_runs_in_float32_under_bfloat16_and_still_drops_half():
+    """The transformer after it computes in float32, and TensorFlow's CPU kernels for dropout's ops
+    are slower in bfloat16 (trainer/model.py). Same rate, same scaling: half the features kept, doubled."""
+    model = build_model("paper", mixed_precision="mixed_bfloat16", seed=0)
+    dropout = model.get_layer("dropout")
+    assert dropout.compute_dtype == "float32" and model.get_layer("conv4").compute_dtype == "bfloat16"
+    dropped = dropout(tf.ones([64, 9, 9, 10], tf.bfloat16), training=True).numpy()
+    assert dropped.dtype == np.float32 and set(np.unique(dropped)) == {0.0, 2.0}
+    assert 0.48 < (dropped > 0).mean() < 0.52
+    assert tf_keras.mixed_precision.global_policy().name == "float32"  # left as it was
+
+
 def test_bfloat16_is_the_cpu_default_where_native_and_warned_about_where_the_cpu_only_emulates_it(
         tmp_path, monkeypatch):
     with_bf16, without = tmp_path / "zen4", tmp_path / "older"
