@@ -21,7 +21,7 @@ per image (TensorFlow's own op statistics over the Keras train step's graph), th
 matmul rate of this machine (the most its cores give to any TF op), and what share of that rate
 the measured model-only training and a 10,000 images/s target would take.
 """
-from contract.runtime import quiet_tensorflow
+from contract.runtime import cpu_cores, one_thread_per_op, quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -36,7 +36,8 @@ import tf_keras  # noqa: E402
 
 from trainer import lite  # noqa: E402
 from trainer.model import build_model, training_precision  # noqa: E402
-from trainer.train import HParams, training_batches, without_autotune  # noqa: E402
+from trainer.train import (HParams, compile_for_training, train_step_plan, training_batches,  # noqa: E402
+                           without_autotune)
 
 TRAIN_BATCHES = (32, 128)
 INFER_BATCHES = (128, 256)
@@ -53,15 +54,17 @@ def train_throughput(layout, batch_size, steps, runs, pipeline, precisions=("aut
     one warm-up fit per model; the precisions' fits take turns."""
     n = batch_size * steps
     x, y = images(n), np.random.default_rng(1).integers(0, 7, n)
+    hparams = HParams(batch_size=batch_size)
+    towers, augment_in_step = train_step_plan(hparams)  # as the Trainer runs its steps here
+    augment_in_step = augment_in_step and pipeline
     if pipeline:
-        batches = training_batches(tf.data.Dataset.from_tensor_slices((x, y)), HParams(batch_size=batch_size))
+        batches = training_batches(tf.data.Dataset.from_tensor_slices((x, y)), hparams, augment=not augment_in_step)
     else:
         batches = without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().prefetch(2))
     models = {}
     for precision in precisions:
         model = build_model(layout, seed=0, mixed_precision=training_precision(precision))
-        model.compile(tf_keras.optimizers.Adam(0.005), tf_keras.losses.SparseCategoricalCrossentropy(),
-                      steps_per_execution=HParams().steps_per_execution)  # as compile_for_training
+        compile_for_training(model, hparams, 0.005, towers, augment_in_step)  # as the Trainer does
         model.fit(batches, epochs=1, verbose=0)
         models[precision] = model
     rates = {precision: ([], []) for precision in precisions}
@@ -88,19 +91,22 @@ def training_mflop_per_image(layout, batch_size=ROOFLINE_BATCH):
 
 
 def matmul_gflops(size=2048, runs=5):
-    """float32 GFLOP/s of a size x size matmul on this machine, median of `runs` after a warm-up:
-    dense, well-blocked work, the most these cores give to any TensorFlow op."""
+    """float32 GFLOP/s of size x size matmuls on this machine, median of `runs` after a warm-up:
+    dense, well-blocked work, the most these cores give to any TensorFlow op. One matmul per core
+    at once, so the figure is the machine's whatever the thread settings (one thread per op, as
+    the Trainer runs: contract.runtime.one_thread_per_op)."""
+    cores = cpu_cores()
     a, b = (tf.constant(np.random.default_rng(seed).standard_normal((size, size), dtype=np.float32))
             for seed in (0, 1))
-    matmul = tf.function(tf.matmul)
-    matmul(a, b).numpy()
+    matmuls = tf.function(lambda a, b: [tf.matmul(a + i, b) for i in range(cores)])
+    [product.numpy() for product in matmuls(a, b)]
     rates = []
     for _ in range(runs):
         started = time.perf_counter()
         for _ in range(5):
-            product = matmul(a, b)
-        product.numpy()
-        rates.append(5 * 2 * size ** 3 / (time.perf_counter() - started) / 1e9)
+            products = matmuls(a, b)
+        [product.numpy() for product in products]
+        rates.append(5 * cores * 2 * size ** 3 / (time.perf_counter() - started) / 1e9)
     return float(np.median(rates))
 
 
@@ -167,7 +173,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--train-steps", type=int, default=40)
     parser.add_argument("--threads", default=None, metavar="INTRA,INTER",
-                        help="TensorFlow's intra- and inter-op thread counts (default: TensorFlow's, one per core)")
+                        help="TensorFlow's intra- and inter-op thread counts (default: the Trainer's, contract.runtime.one_thread_per_op)")
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
                         help="training precisions (Keras policies, or auto: what the Trainer picks here)")
     parser.add_argument("--skip-training", action="store_true")
@@ -176,10 +182,13 @@ def main(argv=None):
         intra, inter = (int(n) for n in args.threads.split(","))
         tf.config.threading.set_intra_op_parallelism_threads(intra)
         tf.config.threading.set_inter_op_parallelism_threads(inter)
+        threads = args.threads
+    else:
+        threads = one_thread_per_op()  # as the Trainer's process sets them
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, oneDNN "
           f"{'on' if os.environ.get('TF_ENABLE_ONEDNN_OPTS', '0') == '1' else 'off'} "
-          f"(TF_ENABLE_ONEDNN_OPTS), threads {args.threads or 'default'}, "
+          f"(TF_ENABLE_ONEDNN_OPTS), threads: {threads}, "
           f"load average {os.getloadavg()[0]:.1f} at start; "
           f"median (min-max) of {args.runs} runs")
     peak_gflops = None if args.skip_training else matmul_gflops()

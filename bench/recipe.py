@@ -13,7 +13,7 @@ temperature applied; the model trains in each of --precisions (auto: what the Tr
 this machine) and is evaluated, as the Trainer exports it, in float32. `--recipes reference` adds the PyTorch reference's own recipe (reference
 layout, Adam 0.005, batch 128, 10 epochs, no augmentation) with the guard on.
 """
-from contract.runtime import quiet_tensorflow
+from contract.runtime import one_thread_per_op, quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -136,6 +136,7 @@ def main():
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--json", default=None, help="also write every run's figures here")
     args = parser.parse_args()
+    print(f"TensorFlow threads: {one_thread_per_op()} (as the Trainer's process sets them)", flush=True)
 
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench-recipe-")
     splits = load_splits(work_dir, args.n, args.data_seed)

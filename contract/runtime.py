@@ -36,6 +36,44 @@ def quiet_tensorflow() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (its CPU affinity; os.cpu_count() where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def one_thread_per_op() -> str:
+    """Have TensorFlow run each op on one thread, as many ops at once as there are cores, when it
+    trains on the CPU: call before TensorFlow's runtime starts (the first op), in the process's
+    entry point. Returns what was done, for the log.
+
+    Why: Deep-Emotion's convolutions have 1-10 channels; shared between two threads each op spends
+    more in hand-offs than it gains. The Trainer splits every batch into one slice per core
+    (trainer/train.py, data_parallel_train_step), and with an op per thread the slices run side by
+    side: bfloat16 training at batch 128 on 2 cores, 8,537 -> 9,888 img/s model alone and 7,201 ->
+    9,173 through train()'s augmented input (bench/model.py). Not done on a machine with a GPU, nor
+    when TF_NUM_INTRAOP_THREADS or TF_NUM_INTEROP_THREADS choose the threads, nor once the runtime
+    has started (TensorFlow then refuses; training still runs, unsliced and slower).
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  # after quiet_tensorflow
+
+    if any(os.environ.get(name) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")):
+        return "TensorFlow's threads as TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS set them"
+    if tf.config.list_physical_devices("GPU"):
+        return "TensorFlow's default threads (a GPU trains)"
+    cores = cpu_cores()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(cores)
+    except RuntimeError:
+        return (f"TensorFlow's threads as they were (its runtime had started: intra-op "
+                f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, inter-op "
+                f"{tf.config.threading.get_inter_op_parallelism_threads() or 'default'})")
+    return f"one thread per op, {cores} ops at once"
+
+
 @contextlib.contextmanager
 def native_stderr_without(*noise: str):
     """Run a block with file descriptor 2 captured, then write back every line that contains none

@@ -2,10 +2,12 @@
 file, for BeamDagRunner or LocalDagRunner on this machine (runners/beam_runner.py runs it)."""
 import gc
 
+from absl import logging
 from tfx.orchestration import metadata
 from tfx.orchestration.beam import beam_dag_runner
 from tfx.v1.dsl import Pipeline
 
+from contract.runtime import one_thread_per_op
 from pipeline import configs
 from pipeline.pipeline import create_pipeline
 
@@ -38,6 +40,9 @@ class BeamDagRunner(beam_dag_runner.BeamDagRunner):
     _PIPELINE_NODE_DO_FN_CLS = _NodeOnFrozenHeap
 
     def run_with_ir(self, pipeline, run_options=None):  # pylint: disable=arguments-differ
+        # The Trainer runs in this process: its threads must be chosen before TensorFlow starts
+        # (contract.runtime.one_thread_per_op); a process that already ran TensorFlow keeps its own.
+        logging.info("TensorFlow threads: %s", one_thread_per_op())
         try:
             return super().run_with_ir(pipeline, run_options)
         finally:

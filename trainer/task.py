@@ -3,7 +3,7 @@ SavedModel with the Transform graph baked in (trainer/export.py: its signatures 
 """
 import json
 
-from contract.runtime import quiet_tensorflow
+from contract.runtime import one_thread_per_op, quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -18,7 +18,7 @@ from contract import training_record  # noqa: E402
 from trainer import calibration, export  # noqa: E402
 from trainer import model as deep_emotion_model  # noqa: E402
 from trainer.preprocessing import IMAGE_KEY, label_shares  # noqa: E402
-from trainer.train import HParams, train  # noqa: E402
+from trainer.train import HParams, train, training_towers  # noqa: E402
 
 
 def raw_dataset(file_patterns, tf_transform_output, target: str = dc.LABEL) -> tf.data.Dataset:
@@ -116,6 +116,7 @@ def run_fn(fn_args) -> None:
         raise ValueError(f"Trainer custom_config['layout'] is {layout!r}: expected one of "
                          f"{deep_emotion_model.LAYOUTS} (pipeline.create_pipeline's model_layout)")
     logging.info("Deep-Emotion %s layout, hyperparameters %s", layout, json.dumps(hparams.to_dict()))
+    threads = one_thread_per_op()  # a fresh process (Kubeflow's step) starts TensorFlow here
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     target = dc.LABEL_SHARES if hparams.soft_labels else dc.LABEL
@@ -125,7 +126,10 @@ def run_fn(fn_args) -> None:
 
     precision = deep_emotion_model.training_precision(hparams.precision)
     logging.info("Training in %s; the served model is float32.", precision)
-    with _strategy().scope():
+    strategy = _strategy()
+    logging.info("TensorFlow threads: %s; each batch of %d trains in %d slice(s) side by side (cpu_towers)",
+                 threads, hparams.batch_size, training_towers(hparams, strategy))
+    with strategy.scope():
         model = deep_emotion_model.build_model(layout, seed=hparams.seed, mixed_precision=precision)
         warm_start = warm_start_from(model, getattr(fn_args, "base_model", None)) if config.get("warm_start") else None
     tensorboard = tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")

@@ -27,6 +27,7 @@ import tensorflow as tf
 import tf_keras
 
 from contract.data import IMAGE_SIZE
+from contract.runtime import cpu_cores
 from trainer.model import LOGITS, PRECISIONS, THETA
 from trainer.stn import pixel_affine
 
@@ -80,6 +81,9 @@ class HParams:
     jit_compile: bool = False              # XLA: a train step ran ~7x slower on these CPUs; try on GPU
     steps_per_execution: int = 8           # train steps per tf.function call (fewer Python round trips;
                                            # batch-level callbacks then see every 8th step)
+    cpu_towers: int = 0                    # CPU: each batch split into this many slices, one per core, each
+                                           # augmented and trained on its own (data_parallel_train_step);
+                                           # 0: one per core where TensorFlow runs an op per thread, 1: off
     eval_batch_size: int = 256
 
     @classmethod
@@ -186,6 +190,19 @@ def random_erasing(images, seed, probability, area=(0.02, 0.2)):
                     images)
 
 
+def augment_batch(images, seed, hparams):
+    """A batch of faces augmented as hparams say: warped (shift, rotation, mirror), then optionally
+    cropped and erased; stateless in `seed` (shape [2]). The input pipeline runs it batch by batch,
+    or data_parallel_train_step slice by slice inside the train step."""
+    warp_seed, crop_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    images = warp_for_augmentation(images, random_affine_thetas(tf.shape(images)[0], warp_seed, hparams))
+    if hparams.random_crop_min_area < 1.0:
+        images = random_resized_crops(images, crop_seed, hparams.random_crop_min_area)
+    if hparams.random_erasing > 0.0:
+        images = random_erasing(images, erase_seed, hparams.random_erasing)
+    return images
+
+
 def _check_examples(dataset, name, raw=False):
     """The dataset as (image, target) pairs, or an error that shows what it holds: images float32,
     or with raw=True uint8 pixels that a `preprocess` function normalises batch by batch. The target
@@ -252,9 +269,10 @@ def without_autotune(dataset):
     return dataset.with_options(options)
 
 
-def training_batches(train_ds, hparams, preprocess=None, examples=0):
+def training_batches(train_ds, hparams, preprocess=None, examples=0, augment=True):
     """Shuffle -> batch -> preprocess (raw pixels: Transform's graph, batch by batch) -> augment
-    (whole batches; the warp through OpenCV, warp_for_augmentation) -> prefetch. train() caches train_ds before."""
+    (whole batches, augment_batch; not with augment=False, where the train step augments) -> prefetch.
+    train() caches train_ds before."""
     dataset = _check_examples(train_ds, "train_ds", raw=preprocess is not None)
     if examples:  # a TFRecord split's size is unknown to tf.data; Keras needs it with steps_per_execution > 1
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(examples))
@@ -263,20 +281,11 @@ def training_batches(train_ds, hparams, preprocess=None, examples=0):
     if preprocess is not None:
         dataset = dataset.map(lambda images, labels: (preprocess(images), labels),
                               num_parallel_calls=os.cpu_count() or 2)
-    if hparams.augment:
+    if hparams.augment and augment:
         seeds = tf.data.Dataset.random(seed=hparams.seed, rerandomize_each_iteration=True).batch(2)
-
-        def augment(batch, seed):
-            images, labels = batch
-            warp_seed, crop_seed, erase_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-            images = warp_for_augmentation(images, random_affine_thetas(tf.shape(images)[0], warp_seed, hparams))
-            if hparams.random_crop_min_area < 1.0:
-                images = random_resized_crops(images, crop_seed, hparams.random_crop_min_area)
-            if hparams.random_erasing > 0.0:
-                images = random_erasing(images, erase_seed, hparams.random_erasing)
-            return images, labels
-
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(augment, num_parallel_calls=os.cpu_count() or 2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            lambda batch, seed: (augment_batch(batch[0], seed, hparams), batch[1]),
+            num_parallel_calls=os.cpu_count() or 2)
     return without_autotune(dataset.prefetch(2))
 
 
@@ -406,10 +415,88 @@ class ChanceGuard(tf_keras.callbacks.Callback):
             self.failed, self.model.stop_training = True, True
 
 
-def compile_for_training(model, hparams, learning_rate_value=None):
+MIN_TOWER_BATCH = 16  # smaller slices cost more in per-op overhead than a core gains
+
+
+def training_towers(hparams, strategy=None) -> int:
+    """How many slices ("towers") train steps split each batch into: `hparams.cpu_towers`, or for 0
+    one per core (at least MIN_TOWER_BATCH images each) when training on the CPU alone with one
+    thread per op (contract.runtime.one_thread_per_op); otherwise 1. With TensorFlow's default
+    threads the slices' ops fight over the cores; a GPU or a multi-replica strategy parallelises
+    the batch itself."""
+    if hparams.cpu_towers < 0:
+        raise ValueError(f"HParams: cpu_towers must be >= 0, got {hparams.cpu_towers}")
+    if hparams.cpu_towers:
+        return hparams.cpu_towers
+    strategy = strategy or tf.distribute.get_strategy()
+    if (tf.config.list_physical_devices("GPU") or strategy.num_replicas_in_sync > 1
+            or tf.config.threading.get_intra_op_parallelism_threads() != 1):
+        return 1
+    return max(1, min(cpu_cores(), hparams.batch_size // MIN_TOWER_BATCH))
+
+
+def train_step_plan(hparams, strategy=None):
+    """(towers, augment_in_step): how train() runs its steps here. Slices augment their own
+    faces inside the step (data_parallel_train_step); a single tower leaves the augmentation to
+    the input pipeline, where a GPU's step does not wait for it."""
+    towers = training_towers(hparams, strategy)
+    return towers, towers > 1 and hparams.augment
+
+
+def data_parallel_train_step(model, towers, augment_hparams=None):
+    """A Keras train step that splits each batch into `towers` near-equal slices, runs forward and
+    backward on each slice separately and applies the summed gradients once; with
+    `augment_hparams`, each slice is first augmented (augment_batch) inside the step.
+
+    Why: the model's ops are too small to share across cores. Run whole on one core each (one
+    thread per op, `contract.runtime.one_thread_per_op`), the slices keep both cores busy, and a
+    slice's augmentation runs on its own core just before its forward pass instead of in the input
+    pipeline's threads beside the training ops, which it slowed by about twice its own CPU time
+    (bench/model.py figures in docs/design.md). The mathematics is Keras's own step: each slice's
+    mean loss (with the L2 penalty) is weighted by its share of the batch, so the summed gradient is
+    the whole batch's up to float rounding; a mixed_float16 model's loss scale is applied per slice
+    (the optimizer's compute_gradients); the loss and metrics Keras reports are computed once, on
+    the whole batch. The augmentation is stateless in (the seed, the optimizer's step, the slice).
+    A batch smaller than `towers` (an epoch's last) gives the slices it cannot fill a copy of one
+    face at weight 0: oneDNN's kernels fail on empty batches.
+    """
+    def train_step(data):
+        x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
+        size = tf.shape(x)[0]
+        sizes = (size + tf.range(towers)) // towers  # near-equal, summing to size
+        starts = tf.cumsum(sizes, exclusive=True)
+        if augment_hparams is not None:
+            step_seed = tf.stack([tf.constant(augment_hparams.seed, tf.int64),
+                                  tf.cast(model.optimizer.iterations, tf.int64)])
+            slice_seeds = tf.random.experimental.stateless_split(step_seed, towers)
+        variables, total, predictions = model.trainable_variables, None, []
+        for tower in range(towers):
+            rows = tf.minimum(starts[tower] + tf.range(tf.maximum(sizes[tower], 1)), size - 1)
+            x_part, y_part = tf.gather(x, rows), tf.gather(y, rows)
+            if augment_hparams is not None:
+                x_part = augment_batch(x_part, slice_seeds[tower], augment_hparams)
+            weight_part = None if sample_weight is None else tf.gather(sample_weight, rows)
+            share = tf.cast(sizes[tower], tf.float32) / tf.cast(size, tf.float32)
+            with tf.GradientTape() as tape:
+                y_pred = model(x_part, training=True)
+                loss = (model.loss(y_part, y_pred, sample_weight=weight_part) + tf.add_n(model.losses or [0.0])) * share
+            grads = [g for g, _ in model.optimizer.compute_gradients(loss, variables, tape=tape)]
+            total = grads if total is None else [a + b for a, b in zip(total, grads)]
+            predictions.append(y_pred[:sizes[tower]])
+        y_pred = tf.concat(predictions, 0)
+        model.compute_loss(x, y, y_pred, sample_weight)  # Keras's loss tracker: the batch's loss, as reported
+        model.optimizer.apply_gradients(zip(total, variables))
+        return model.compute_metrics(x, y, y_pred, sample_weight)
+
+    return train_step
+
+
+def compile_for_training(model, hparams, learning_rate_value=None, towers=1, augment_in_step=False):
     """Adam and cross-entropy on the probabilities (sparse for class ids, dense for FER+ vote
     shares), with an accuracy metric. Under a mixed-precision model tf_keras wraps Adam in its
-    dynamic LossScaleOptimizer."""
+    dynamic LossScaleOptimizer. towers > 1 (or augment_in_step): the model's train step is
+    data_parallel_train_step (set on the model object; Keras's own step otherwise), augmenting
+    each slice with hparams' augmentation when augment_in_step."""
     rate = hparams.learning_rate if learning_rate_value is None else learning_rate_value
     if hparams.soft_labels:
         loss = tf_keras.losses.CategoricalCrossentropy()
@@ -419,6 +506,10 @@ def compile_for_training(model, hparams, learning_rate_value=None):
         accuracy = tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=tf_keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy],
                   jit_compile=hparams.jit_compile, steps_per_execution=hparams.steps_per_execution)
+    if towers > 1 or augment_in_step:
+        model.train_step = data_parallel_train_step(model, towers, hparams if augment_in_step else None)
+    else:
+        vars(model).pop("train_step", None)  # back to the class's step
 
 
 def reinitialise(model, seed):
@@ -484,6 +575,7 @@ def _train(model, train_ds, eval_ds, hparams, callbacks, log, preprocess, read_o
     monitor = "val_loss" if validation is not None else "loss"
     probe = _sample(eval_ds if eval_ds is not None else train_ds, preprocess)
     steps_per_epoch = int(math.ceil(counts.sum() / hparams.batch_size))
+    towers, augment_in_step = train_step_plan(hparams, model.distribute_strategy)
 
     attempts, peak = [], hparams.learning_rate
     for attempt in range(hparams.collapse_restarts + 1):
@@ -491,13 +583,15 @@ def _train(model, train_ds, eval_ds, hparams, callbacks, log, preprocess, read_o
         if attempt:
             reinitialise(model, seed)
         tf_keras.utils.set_random_seed(seed)  # dropout and anything else Keras draws
-        compile_for_training(model, hparams, learning_rate(hparams, steps_per_epoch, peak))
+        attempt_hparams = dataclasses.replace(hparams, seed=seed)
+        compile_for_training(model, attempt_hparams, learning_rate(hparams, steps_per_epoch, peak), towers,
+                             augment_in_step)
         guard = CollapseGuard(probe, hparams.collapse_check_epochs)
         chance_guard = ChanceGuard(monitor_accuracy, chance, hparams.chance_patience)
         early_stopping = tf_keras.callbacks.EarlyStopping(
             monitor=monitor, patience=hparams.early_stopping_patience, restore_best_weights=True)
         history = model.fit(
-            training_batches(train_ds, dataclasses.replace(hparams, seed=seed), preprocess, int(counts.sum())),
+            training_batches(train_ds, attempt_hparams, preprocess, int(counts.sum()), augment=not augment_in_step),
             validation_data=validation,
             epochs=hparams.epochs, class_weight=class_weight, verbose=0,
             # the guards last: they have the final word on stop_training

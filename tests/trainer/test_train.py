@@ -299,3 +299,82 @@ def test_class_counts_are_exact_across_batches_for_hard_and_soft_labels():
     soft = tf.data.Dataset.from_tensor_slices((images, shares))
     np.testing.assert_array_equal(class_counts(hard, 7), expected)
     np.testing.assert_array_equal(class_counts(soft, 7), expected)
+
+
+@pytest.mark.parametrize("precision,class_weights,soft", [("float32", "balanced", False),
+                                                          ("mixed_float16", None, True)])
+def test_the_batch_split_into_slices_trains_the_weights_and_reports_the_loss_of_the_whole_batch(
+        precision, class_weights, soft, faces):
+    """data_parallel_train_step is Keras's step computed in slices: on fixed weights and data (no dropout,
+    no shuffle) 2 epochs of batches of 19, 19 and 2 faces give the same weights and the same reported loss
+    and accuracy, to float noise, split in 1, 2 or 3 slices, with class weights, vote shares and loss scaling
+    too. The last batch (2 faces) is smaller than 3 slices: it trains all the same."""
+    from trainer.train import compile_for_training
+
+    images, labels = faces
+    targets = tf.one_hot(labels, 7).numpy() * 0.8 + 0.2 / 7 if soft else labels
+    batches = dataset(images[:40], targets[:40]).batch(19)
+    hparams = HParams(steps_per_execution=2, learning_rate=0.001, soft_labels=soft)
+    weights = {c: 1.0 + c / 4 for c in range(7)} if class_weights else None
+    trained = {}
+    for towers in (1, 2, 3):
+        model = build_model("paper", dropout_rate=0.0, seed=0, mixed_precision=precision)
+        compile_for_training(model, hparams, towers=towers)
+        history = model.fit(batches, epochs=2, verbose=0, class_weight=weights)
+        trained[towers] = model.get_weights(), history.history
+    one_weights, one_history = trained[1]
+    initial = build_model("paper", dropout_rate=0.0, seed=0, mixed_precision=precision).get_weights()
+    for towers in (2, 3):
+        if precision == "mixed_float16":  # float16 rounds otherwise in slices, and Adam's first steps magnify it:
+            moved = [np.concatenate([(w - s).ravel() for w, s in zip(ws, initial)])  # the same update, nearly
+                     for ws in (one_weights, trained[towers][0])]
+            assert np.dot(*moved) / np.linalg.norm(moved[0]) / np.linalg.norm(moved[1]) > 0.95
+        else:
+            for one, sliced in zip(one_weights, trained[towers][0]):
+                np.testing.assert_allclose(sliced, one, rtol=1e-4, atol=1e-5)
+        for key in ("loss", "accuracy"):
+            np.testing.assert_allclose(trained[towers][1][key], one_history[key], rtol=1e-3)
+    assert one_history["loss"][1] < one_history["loss"][0]  # it trained
+
+
+def test_batches_are_split_one_slice_per_core_on_a_cpu_and_as_asked(monkeypatch):
+    import trainer.train as train_module
+
+    monkeypatch.setattr(train_module, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 0)
+    assert train_module.training_towers(HParams(batch_size=128)) == 1  # TensorFlow's default threads
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 1)  # one per op
+    assert train_module.training_towers(HParams(batch_size=128)) == 2
+    assert train_module.training_towers(HParams(batch_size=16)) == 1  # slices of 8 are not worth it
+    assert train_module.training_towers(HParams(batch_size=128, cpu_towers=1)) == 1
+    assert train_module.training_towers(HParams(batch_size=128, cpu_towers=4)) == 4
+    monkeypatch.setattr(train_module, "cpu_cores", lambda: 16)
+    assert train_module.training_towers(HParams(batch_size=128)) == 8
+    with pytest.raises(ValueError, match="cpu_towers must be >= 0"):
+        train_module.training_towers(HParams(cpu_towers=-1))
+
+
+def test_slices_that_augment_inside_the_step_train_as_the_input_pipeline_would_and_repeat(faces):
+    """With the augmentation in the step (each slice augments its own faces): an augmentation that moves
+    nothing trains exactly as no augmentation; the real one is reproducible from the seed and trains
+    other weights."""
+    from trainer.train import compile_for_training
+
+    images, labels = faces
+    batches = dataset(images[:40], labels[:40]).batch(20)
+    still = HParams(steps_per_execution=2, learning_rate=0.001, max_shift_pixels=0, max_rotation_degrees=0,
+                    horizontal_flip=False)
+
+    def fit(hparams, augment_in_step):
+        model = build_model("paper", dropout_rate=0.0, seed=0)
+        compile_for_training(model, hparams, towers=2, augment_in_step=augment_in_step)
+        model.fit(batches, epochs=2, verbose=0)
+        return np.concatenate([w.ravel() for w in model.get_weights()])
+
+    plain = fit(still, False)
+    np.testing.assert_allclose(fit(still, True), plain, rtol=1e-5, atol=1e-6)
+    moving = HParams(**{**still.to_dict(), "max_shift_pixels": 3.0, "max_rotation_degrees": 10.0,
+                        "horizontal_flip": True})
+    augmented = fit(moving, True)
+    np.testing.assert_allclose(fit(moving, True), augmented, rtol=1e-5, atol=1e-6)
+    assert np.abs(plain - augmented).max() > 1e-3
