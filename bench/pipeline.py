@@ -140,8 +140,10 @@ def run_one(n: int, epochs: int, work: Path) -> dict:
 
 
 def model_only_images_per_second(runs: int = 5) -> float:
-    """bench.model's training figure (the model fed from memory) for LAYOUT at BATCH, in its own process."""
-    code = ("import json, statistics; from bench.model import train_throughput; "
+    """bench.model's training figure (the model fed from memory) for LAYOUT at BATCH, in its own process,
+    with TensorFlow's threads as the pipeline's runner sets them (contract.runtime.one_thread_per_op)."""
+    code = ("import json, statistics; from contract.runtime import one_thread_per_op; one_thread_per_op(); "
+            "from bench.model import train_throughput; "
             f"[(rates, _)] = train_throughput({LAYOUT!r}, {BATCH}, 40, {runs}, pipeline=False).values(); "
             "print('RATE', statistics.median(rates))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
