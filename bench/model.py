@@ -55,16 +55,16 @@ def train_throughput(layout, batch_size, steps, runs, pipeline, precisions=("aut
     n = batch_size * steps
     x, y = images(n), np.random.default_rng(1).integers(0, 7, n)
     hparams = HParams(batch_size=batch_size)
-    towers, augment_in_step = train_step_plan(hparams)  # as the Trainer runs its steps here
-    augment_in_step = augment_in_step and pipeline
+    towers, in_step = train_step_plan(hparams)  # as the Trainer runs its steps here
+    in_step = in_step and pipeline  # the model alone: nothing to augment
     if pipeline:
-        batches = training_batches(tf.data.Dataset.from_tensor_slices((x, y)), hparams, augment=not augment_in_step)
+        batches = training_batches(tf.data.Dataset.from_tensor_slices((x, y)), hparams, in_step=in_step)
     else:
         batches = without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().prefetch(2))
     models = {}
     for precision in precisions:
         model = build_model(layout, seed=0, mixed_precision=training_precision(precision))
-        compile_for_training(model, hparams, 0.005, towers, augment_in_step)  # as the Trainer does
+        compile_for_training(model, hparams, 0.005, towers, in_step)  # as the Trainer does
         model.fit(batches, epochs=1, verbose=0)
         models[precision] = model
     rates = {precision: ([], []) for precision in precisions}

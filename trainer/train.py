@@ -269,19 +269,21 @@ def without_autotune(dataset):
     return dataset.with_options(options)
 
 
-def training_batches(train_ds, hparams, preprocess=None, examples=0, augment=True):
+def training_batches(train_ds, hparams, preprocess=None, examples=0, in_step=False):
     """Shuffle -> batch -> preprocess (raw pixels: Transform's graph, batch by batch) -> augment
-    (whole batches, augment_batch; not with augment=False, where the train step augments) -> prefetch.
-    train() caches train_ds before."""
+    (whole batches, augment_batch) -> prefetch; with in_step, the train step preprocesses and augments
+    each slice (data_parallel_train_step) and the batches stay as read. train() caches train_ds before."""
     dataset = _check_examples(train_ds, "train_ds", raw=preprocess is not None)
     if examples:  # a TFRecord split's size is unknown to tf.data; Keras needs it with steps_per_execution > 1
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(examples))
     dataset = dataset.shuffle(hparams.shuffle_buffer, seed=hparams.seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(hparams.batch_size)
+    if in_step:
+        return without_autotune(dataset.prefetch(2))
     if preprocess is not None:
         dataset = dataset.map(lambda images, labels: (preprocess(images), labels),
                               num_parallel_calls=os.cpu_count() or 2)
-    if hparams.augment and augment:
+    if hparams.augment:
         seeds = tf.data.Dataset.random(seed=hparams.seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
             lambda batch, seed: (augment_batch(batch[0], seed, hparams), batch[1]),
@@ -436,23 +438,24 @@ def training_towers(hparams, strategy=None) -> int:
 
 
 def train_step_plan(hparams, strategy=None):
-    """(towers, augment_in_step): how train() runs its steps here. Slices augment their own
-    faces inside the step (data_parallel_train_step); a single tower leaves the augmentation to
-    the input pipeline, where a GPU's step does not wait for it."""
+    """(towers, in_step): how train() runs its steps here. Slices preprocess and augment their own
+    faces inside the step (data_parallel_train_step); a single tower leaves both to the input
+    pipeline, where a GPU's step does not wait for them."""
     towers = training_towers(hparams, strategy)
-    return towers, towers > 1 and hparams.augment
+    return towers, towers > 1
 
 
-def data_parallel_train_step(model, towers, augment_hparams=None):
+def data_parallel_train_step(model, towers, augment_hparams=None, preprocess=None):
     """A Keras train step that splits each batch into `towers` near-equal slices, runs forward and
-    backward on each slice separately and applies the summed gradients once; with
-    `augment_hparams`, each slice is first augmented (augment_batch) inside the step.
+    backward on each slice separately and applies the summed gradients once; each slice is first
+    normalised by `preprocess` (raw pixels: Transform's graph) and augmented with `augment_hparams`
+    (augment_batch), where given, inside the step.
 
     Why: the model's ops are too small to share across cores. Run whole on one core each (one
     thread per op, `contract.runtime.one_thread_per_op`), the slices keep both cores busy, and a
-    slice's augmentation runs on its own core just before its forward pass instead of in the input
-    pipeline's threads beside the training ops, which it slowed by about twice its own CPU time
-    (bench/model.py figures in docs/design.md). The mathematics is Keras's own step: each slice's
+    slice's preprocessing and augmentation run on its own core just before its forward pass instead
+    of in the input pipeline's threads beside the training ops, which they slowed by about twice
+    their own CPU time (figures in docs/design.md). The mathematics is Keras's own step: each slice's
     mean loss (with the L2 penalty) is weighted by its share of the batch, so the summed gradient is
     the whole batch's up to float rounding; a mixed_float16 model's loss scale is applied per slice
     (the optimizer's compute_gradients); the loss and metrics Keras reports are computed once, on
@@ -473,6 +476,8 @@ def data_parallel_train_step(model, towers, augment_hparams=None):
         for tower in range(towers):
             rows = tf.minimum(starts[tower] + tf.range(tf.maximum(sizes[tower], 1)), size - 1)
             x_part, y_part = tf.gather(x, rows), tf.gather(y, rows)
+            if preprocess is not None:
+                x_part = preprocess(x_part)
             if augment_hparams is not None:
                 x_part = augment_batch(x_part, slice_seeds[tower], augment_hparams)
             weight_part = None if sample_weight is None else tf.gather(sample_weight, rows)
@@ -491,12 +496,12 @@ def data_parallel_train_step(model, towers, augment_hparams=None):
     return train_step
 
 
-def compile_for_training(model, hparams, learning_rate_value=None, towers=1, augment_in_step=False):
+def compile_for_training(model, hparams, learning_rate_value=None, towers=1, in_step=False, preprocess=None):
     """Adam and cross-entropy on the probabilities (sparse for class ids, dense for FER+ vote
     shares), with an accuracy metric. Under a mixed-precision model tf_keras wraps Adam in its
-    dynamic LossScaleOptimizer. towers > 1 (or augment_in_step): the model's train step is
-    data_parallel_train_step (set on the model object; Keras's own step otherwise), augmenting
-    each slice with hparams' augmentation when augment_in_step."""
+    dynamic LossScaleOptimizer. towers > 1 (or in_step): the model's train step is
+    data_parallel_train_step (set on the model object; Keras's own step otherwise); with in_step
+    it preprocesses (`preprocess`, raw pixels) and augments (hparams) each slice itself."""
     rate = hparams.learning_rate if learning_rate_value is None else learning_rate_value
     if hparams.soft_labels:
         loss = tf_keras.losses.CategoricalCrossentropy()
@@ -506,8 +511,9 @@ def compile_for_training(model, hparams, learning_rate_value=None, towers=1, aug
         accuracy = tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=tf_keras.optimizers.Adam(rate), loss=loss, metrics=[accuracy],
                   jit_compile=hparams.jit_compile, steps_per_execution=hparams.steps_per_execution)
-    if towers > 1 or augment_in_step:
-        model.train_step = data_parallel_train_step(model, towers, hparams if augment_in_step else None)
+    if towers > 1 or in_step:
+        model.train_step = data_parallel_train_step(model, towers, hparams if in_step and hparams.augment else None,
+                                                    preprocess if in_step else None)
     else:
         vars(model).pop("train_step", None)  # back to the class's step
 
@@ -575,7 +581,7 @@ def _train(model, train_ds, eval_ds, hparams, callbacks, log, preprocess, read_o
     monitor = "val_loss" if validation is not None else "loss"
     probe = _sample(eval_ds if eval_ds is not None else train_ds, preprocess)
     steps_per_epoch = int(math.ceil(counts.sum() / hparams.batch_size))
-    towers, augment_in_step = train_step_plan(hparams, model.distribute_strategy)
+    towers, in_step = train_step_plan(hparams, model.distribute_strategy)
 
     attempts, peak = [], hparams.learning_rate
     for attempt in range(hparams.collapse_restarts + 1):
@@ -585,13 +591,13 @@ def _train(model, train_ds, eval_ds, hparams, callbacks, log, preprocess, read_o
         tf_keras.utils.set_random_seed(seed)  # dropout and anything else Keras draws
         attempt_hparams = dataclasses.replace(hparams, seed=seed)
         compile_for_training(model, attempt_hparams, learning_rate(hparams, steps_per_epoch, peak), towers,
-                             augment_in_step)
+                             in_step, preprocess)
         guard = CollapseGuard(probe, hparams.collapse_check_epochs)
         chance_guard = ChanceGuard(monitor_accuracy, chance, hparams.chance_patience)
         early_stopping = tf_keras.callbacks.EarlyStopping(
             monitor=monitor, patience=hparams.early_stopping_patience, restore_best_weights=True)
         history = model.fit(
-            training_batches(train_ds, attempt_hparams, preprocess, int(counts.sum()), augment=not augment_in_step),
+            training_batches(train_ds, attempt_hparams, preprocess, int(counts.sum()), in_step),
             validation_data=validation,
             epochs=hparams.epochs, class_weight=class_weight, verbose=0,
             # the guards last: they have the final word on stop_training

@@ -354,20 +354,28 @@ def test_batches_are_split_one_slice_per_core_on_a_cpu_and_as_asked(monkeypatch)
         train_module.training_towers(HParams(cpu_towers=-1))
 
 
-def test_slices_that_augment_inside_the_step_train_as_the_input_pipeline_would_and_repeat(faces):
-    """With the augmentation in the step (each slice augments its own faces): an augmentation that moves
-    nothing trains exactly as no augmentation; the real one is reproducible from the seed and trains
-    other weights."""
+def test_slices_that_preprocess_and_augment_inside_the_step_train_as_the_input_pipeline_would(faces):
+    """With preprocessing and augmentation in the step (each slice normalises and augments its own faces):
+    raw pixels normalised in the step train exactly as when the input pipeline normalises them, an
+    augmentation that moves nothing trains exactly as none, and the real one is reproducible from the
+    seed and trains other weights."""
     from trainer.train import compile_for_training
 
     images, labels = faces
-    batches = dataset(images[:40], labels[:40]).batch(20)
+    pixels = np.clip(np.rint(images[:40] * 40 + 128), 0, 255).astype(np.uint8)
+
+    def preprocess(raw):
+        return (tf.cast(raw, tf.float32) - 128.0) / 40.0
+
     still = HParams(steps_per_execution=2, learning_rate=0.001, max_shift_pixels=0, max_rotation_degrees=0,
                     horizontal_flip=False)
 
-    def fit(hparams, augment_in_step):
+    def fit(hparams, in_step):
+        batches = dataset(pixels, labels[:40]).batch(20)
+        if not in_step:
+            batches = batches.map(lambda raw, label: (preprocess(raw), label))
         model = build_model("paper", dropout_rate=0.0, seed=0)
-        compile_for_training(model, hparams, towers=2, augment_in_step=augment_in_step)
+        compile_for_training(model, hparams, towers=2, in_step=in_step, preprocess=preprocess)
         model.fit(batches, epochs=2, verbose=0)
         return np.concatenate([w.ravel() for w in model.get_weights()])
 
