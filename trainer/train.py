@@ -144,10 +144,10 @@ def warp_for_augmentation(images, theta):
 
     Why OpenCV: TensorFlow's fused ImageProjectiveTransformV3 kernel took 37-45 us a 48x48 image on
     one core here, about a tenth of what a bfloat16 training step costs an image on the same two
-    cores; OpenCV's vectorised kernel, called image by image from a tf.data thread (it releases the
-    GIL), 21-28 us with the call overhead.
+    cores; OpenCV's vectorised kernel, called image by image (it releases the GIL), 21-28 us with
+    the call overhead.
     Not bit-exact: OpenCV rounds source positions to 1/32 pixel (tests/trainer/test_train.py
-    bounds the difference). No gradient: for augmentation in the input pipeline, not inside the model.
+    bounds the difference). No gradient: for augmentation (augment_batch), not inside the model.
     """
     matrices = tf.reshape(pixel_affine(theta, tuple(images.shape[1:3])), [-1, 2, 3])
     warped = tf.numpy_function(_warp_with_opencv, [images, matrices], images.dtype, stateful=False)
