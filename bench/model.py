@@ -3,11 +3,13 @@
     TF_ENABLE_ONEDNN_OPTS=1 python -m bench.model [--layouts paper reference] [--runs 7]
         [--train-steps 40] [--threads INTRA,INTER] [--precisions float32 mixed_bfloat16] [--skip-training]
 
-Training: Adam steps of `model.fit` on cached, pre-batched random images (the model alone),
-and of the pipeline train() builds (cache, shuffle, batch, augment with the sampler, prefetch).
+Training: Adam steps of `model.fit` on cached, pre-batched random images (the model alone), and
+fed and stepped as the Trainer feeds and steps it under the real-data profile (raw faces cached,
+shuffled and batched; normalised and augmented in the step; class weights; the learning-rate
+schedule), and their ratio run by run: issue 14 asks the Trainer's within 10% of the model's own.
 Training is measured in each of --precisions (Keras policies; "auto" is what the Trainer picks by
-default: on a CPU mixed_bfloat16 where it is native, else float32; trainer/model.py), their fits interleaved run by run so that a drift of
-the machine's speed hits all of them. Inference, batch 1 latency p50/p99 over 300 calls and
+default: on a CPU mixed_bfloat16 where it is native, else float32; trainer/model.py), all fits
+interleaved run by run so that a drift of the machine's speed hits all of them. Inference, batch 1 latency p50/p99 over 300 calls and
 images/s at batch 128 and 256, through two
 runtimes: the model's concrete function (what a SavedModel signature runs), and the TFLite copy
 the Trainer exports beside it (trainer/lite.py, XNNPACK), with 1 thread and with one per core.
@@ -34,10 +36,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 
+from pipeline.configs import PROFILES  # noqa: E402
 from trainer import lite  # noqa: E402
 from trainer.model import build_model, training_precision  # noqa: E402
-from trainer.train import (HParams, compile_for_training, train_step_plan, training_batches,  # noqa: E402
-                           without_autotune)
+from trainer.train import (HParams, class_weights_from_counts, compile_for_training, learning_rate,  # noqa: E402
+                           train_step_plan, training_batches, without_autotune)
 
 TRAIN_BATCHES = (32, 128)
 INFER_BATCHES = (128, 256)
@@ -49,32 +52,68 @@ def images(n, seed=0):
     return np.random.default_rng(seed).normal(size=(n, 48, 48, 1)).astype(np.float32)
 
 
-def train_throughput(layout, batch_size, steps, runs, pipeline, precisions=("auto",)):
-    """{precision: (images/s, images per CPU-second) of `runs` fits of `steps` steps each}, after
-    one warm-up fit per model; the precisions' fits take turns."""
+FEEDS = {"model": "model only", "trainer": "Trainer's input and step",
+         "unaugmented": "the same, augmentation off"}
+# FER2013's training split by class (angry, disgust, fear, happy, sad, surprise, neutral): the
+# "trainer" feed's labels follow it, so its class weights are the ones a FER2013 run uses.
+FER2013_TRAIN_CLASSES = (3995, 436, 4097, 7215, 4830, 3171, 4965)
+
+
+def _feed(feed, layout, batch_size, steps, precision):
+    """(model compiled as the Trainer compiles it, batches, fit keyword arguments) for one feed.
+
+    "model": pre-normalised float32 batches cached in memory, Keras's step as the Trainer slices it
+        here (train_step_plan), nothing to augment: the model's own speed.
+    "trainer": what the Trainer's run_fn feeds under the real-data profile: raw uint8 faces cached in
+        memory, shuffled and batched by training_batches; each slice normalised (a z-score, as
+        Transform's graph) and augmented inside the step where the Trainer does that, else in the
+        input pipeline; square-root-balanced class weights; the warm-up + cosine learning rate.
+    "unaugmented": "trainer" with the augmentation off: what the augmentation costs, against it.
+    """
     n = batch_size * steps
-    x, y = images(n), np.random.default_rng(1).integers(0, 7, n)
-    hparams = HParams(batch_size=batch_size)
+    rng = np.random.default_rng(1)
+    hparams = HParams(**{**PROFILES["real-data"]["hparams"], "batch_size": batch_size, "augment": feed != "unaugmented"})
     towers, in_step = train_step_plan(hparams)  # as the Trainer runs its steps here
-    in_step = in_step and pipeline  # the model alone: nothing to augment
-    if pipeline:
-        batches = training_batches(tf.data.Dataset.from_tensor_slices((x, y)), hparams, in_step=in_step)
-    else:
+    model = build_model(layout, seed=0, mixed_precision=training_precision(precision))
+    if feed == "model":
+        x, y = images(n), rng.integers(0, 7, n)
         batches = without_autotune(tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().prefetch(2))
-    models = {}
-    for precision in precisions:
-        model = build_model(layout, seed=0, mixed_precision=training_precision(precision))
-        compile_for_training(model, hparams, 0.005, towers, in_step)  # as the Trainer does
-        model.fit(batches, epochs=1, verbose=0)
-        models[precision] = model
-    rates = {precision: ([], []) for precision in precisions}
+        compile_for_training(model, hparams, hparams.learning_rate, towers)
+        return model, batches, {}
+    raw = rng.integers(0, 256, (n, 48, 48, 1), dtype=np.uint8)
+    y = rng.choice(7, n, p=np.array(FER2013_TRAIN_CLASSES) / sum(FER2013_TRAIN_CLASSES))
+    mean, std = float(raw.mean()), float(raw.std())
+    preprocess = lambda pixels: (tf.cast(pixels, tf.float32) - mean) / std  # noqa: E731
+    batches = training_batches(tf.data.Dataset.from_tensor_slices((raw, y)).cache(), hparams, preprocess, n, in_step)
+    compile_for_training(model, hparams, learning_rate(hparams, steps), towers, in_step, preprocess)
+    counts = np.bincount(y, minlength=7)
+    return model, batches, {"class_weight": class_weights_from_counts(counts, hparams.class_weights)}
+
+
+def train_throughput(layout, batch_size, steps, runs, feeds=("model",), precisions=("auto",)):
+    """{(feed, precision): (images/s, images per CPU-second)} of `runs` fits of `steps` steps each
+    (FEEDS, _feed), after one warm-up fit per model. Every fit takes its turn in each run, so a
+    drift of this shared machine's speed hits all of them alike and the runs pair them: the
+    ratio of two feeds is best read run by run (paired_ratios)."""
+    n = batch_size * steps
+    fits = {(feed, precision): _feed(feed, layout, batch_size, steps, precision)
+            for feed in feeds for precision in precisions}
+    for model, batches, kwargs in fits.values():
+        model.fit(batches, epochs=1, verbose=0, **kwargs)
+    rates = {key: ([], []) for key in fits}
     for _ in range(runs):
-        for precision, model in models.items():
+        for key, (model, batches, kwargs) in fits.items():
             started, cpu_started = time.perf_counter(), time.process_time()
-            model.fit(batches, epochs=1, verbose=0)
-            rates[precision][0].append(n / (time.perf_counter() - started))
-            rates[precision][1].append(n / (time.process_time() - cpu_started))
+            model.fit(batches, epochs=1, verbose=0, **kwargs)
+            rates[key][0].append(n / (time.perf_counter() - started))
+            rates[key][1].append(n / (time.process_time() - cpu_started))
     return rates
+
+
+def paired_ratios(rates, feed, base="model"):
+    """{precision: [feed's images/s / base's, run by run]} from train_throughput's figures."""
+    return {precision: [a / b for a, b in zip(values[0], rates[(base, precision)][0])]
+            for (name, precision), values in rates.items() if name == feed}
 
 
 def training_mflop_per_image(layout, batch_size=ROOFLINE_BATCH):
@@ -196,14 +235,17 @@ def main(argv=None):
         print(f"\n{layout} layout")
         precisions = list(dict.fromkeys(training_precision(p) for p in args.precisions))
         for batch_size in TRAIN_BATCHES if not args.skip_training else ():
-            for pipeline in (False, True):
-                what = "train() pipeline, augmented" if pipeline else "model only"
-                measured = train_throughput(layout, batch_size, args.train_steps, args.runs, pipeline, precisions)
-                for precision, (rates, cpu_rates) in measured.items():
-                    print(f"  train  batch {batch_size:3d}  {what:28s} {precision:14s} {spread(rates)} images/s;  "
-                          f"{np.median(cpu_rates):,.0f} per CPU-second", flush=True)
-                if batch_size == ROOFLINE_BATCH and not pipeline:
-                    model_only = {precision: float(np.median(rates)) for precision, (rates, _) in measured.items()}
+            measured = train_throughput(layout, batch_size, args.train_steps, args.runs, tuple(FEEDS), precisions)
+            for (feed, precision), (rates, cpu_rates) in measured.items():
+                print(f"  train  batch {batch_size:3d}  {FEEDS[feed]:28s} {precision:14s} {spread(rates)} images/s;  "
+                      f"{np.median(cpu_rates):,.0f} per CPU-second", flush=True)
+            for feed, target in (("trainer", "  (target >= 0.90)"), ("unaugmented", "")):
+                for precision, ratios in paired_ratios(measured, feed).items():
+                    print(f"  train  batch {batch_size:3d}  {feed.capitalize() + ' / model, paired':28s} "
+                          f"{precision:14s} {spread(ratios, '{:.3f}')}x{target}", flush=True)
+            if batch_size == ROOFLINE_BATCH:
+                model_only = {precision: float(np.median(rates))
+                              for (feed, precision), (rates, _) in measured.items() if feed == "model"}
         if not args.skip_training:
             print("\n".join(roofline_lines(layout, model_only, peak_gflops)), flush=True)
         for runtime, (prepare, call) in runtimes(layout).items():

@@ -13,7 +13,9 @@ peak RSS is the process tree's during its run: what it added on top of what the 
 before it left resident. Targets (issue 14): every component's peak at 4x within 15% of 1x;
 everything but the Trainer's epochs under 60 s at 1x; training images/s through the pipeline
 (the last epoch's training pass, logged by the Trainer) within 10% of the model alone fed from
-memory (bench.model's figure at the same layout and batch, measured here in its own process).
+memory (bench.model's figure at the same layout and batch, measured here in its own process), and
+beside it the same comparison fit by fit in that process (the Trainer's feed and step against the
+model alone, paired run by run), which this shared machine's drift does not move.
 """
 import argparse
 import json
@@ -139,18 +141,25 @@ def run_one(n: int, epochs: int, work: Path) -> dict:
             "epoch_seconds": sum(e["seconds"] for e in timeline.epochs), "run_root": str(run_root)}
 
 
-def model_only_images_per_second(runs: int = 5) -> float:
-    """bench.model's training figure (the model fed from memory) for LAYOUT at BATCH, in its own process,
-    with TensorFlow's threads as the pipeline's runner sets them (contract.runtime.one_thread_per_op)."""
+def model_alone_and_trainer_feed(runs: int = 7) -> dict:
+    """bench.model's training figures for LAYOUT at BATCH in their own process (fits of 120 steps,
+    half a FER2013 epoch, so that an epoch's start weighs as it does in the Trainer), with TensorFlow's
+    threads as the pipeline's runner sets them (contract.runtime.one_thread_per_op): the model fed
+    from memory (images/s, median), and the Trainer's own feed and step beside it, fit by fit, as
+    the median (min, max) of the per-run ratios: on this shared machine a whole pipeline's epoch
+    and a model-only figure taken minutes apart differ by the machine's drift as much as by what
+    the pipeline costs; the paired ratio does not."""
     code = ("import json, statistics; from contract.runtime import one_thread_per_op; one_thread_per_op(); "
-            "from bench.model import train_throughput; "
-            f"[(rates, _)] = train_throughput({LAYOUT!r}, {BATCH}, 40, {runs}, pipeline=False).values(); "
-            "print('RATE', statistics.median(rates))")
+            "from bench.model import train_throughput, paired_ratios; "
+            f"rates = train_throughput({LAYOUT!r}, {BATCH}, 120, {runs}, ('model', 'trainer')); "
+            "[ratios] = paired_ratios(rates, 'trainer').values(); "
+            "print('FIGURES', json.dumps({'model_only_images_per_second': statistics.median(rates[('model', 'auto')][0]), "
+            "'trainer_over_model': [statistics.median(ratios), min(ratios), max(ratios)]}))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    return float(re.search(r"^RATE (\S+)$", out, re.M).group(1))
+    return json.loads(re.search(r"^FIGURES (.+)$", out, re.M).group(1))
 
 
-def _table(results, model_rate):
+def _table(results, model):
     base = results[0]
     scales = [r["n"] / base["n"] for r in results]
     nodes = list(base["components"])
@@ -171,9 +180,14 @@ def _table(results, model_rate):
         through = statistics.median(speeds) if speeds else float("nan")
         line = (f"{r['n']:>7,} rows: everything but the Trainer's epochs {rest:.1f} s (target < 60 s at 1x); "
                 f"training through the pipeline {through:,.0f} img/s")
-        if model_rate:
-            line += f" = {through / model_rate:.2f}x the model alone ({model_rate:,.0f} img/s, target >= 0.90x)"
+        if model:
+            rate = model["model_only_images_per_second"]
+            line += f" = {through / rate:.2f}x the model alone ({rate:,.0f} img/s, target >= 0.90x)"
         print(line)
+    if model:
+        ratio, low, high = model["trainer_over_model"]
+        print(f"The Trainer's feed and step beside the model alone, fit by fit in one process (bench.model): "
+              f"{ratio:.3f}x ({low:.3f}-{high:.3f}), target >= 0.90x")
     growth = [(round(results[-1]["components"][node]["peak_rss"] / base["components"][node]["peak_rss"], 2), node)
               for node in nodes if node in results[-1]["components"] and base["components"][node]["peak_rss"]]
     worst = max(growth, key=lambda g: g[0])  # the first node at that ratio: later ones only inherit its peak
@@ -210,13 +224,13 @@ def main():
             sys.exit(f"bench.pipeline: the {scale:g}x run failed (exit {child.returncode}); its log is above")
         results.append(json.loads(result_file.read_text()))
         print(f"    done in {results[-1]['total_seconds']:.0f} s; outputs under {results[-1]['run_root']}", flush=True)
-    model_rate = None if args.skip_model_only else model_only_images_per_second()
+    model = None if args.skip_model_only else model_alone_and_trainer_feed()
 
     print(f"\nPipeline (profile real-data, layout {LAYOUT}, batch {BATCH}, {args.epochs} epochs) over n FER2013 "
           f"rows + CK+/JAFFE/FERG, {os.cpu_count()} cores; data under {work}")
-    _table(results, model_rate)
+    _table(results, model)
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "model_only_images_per_second": model_rate},
+        Path(args.json).write_text(json.dumps({"results": results, **(model or {})},
                                               indent=1))
         print(f"Figures written to {args.json}")
     print("Reproduce: TF_USE_LEGACY_KERAS=1 .venv/bin/python -m bench.pipeline --n "
