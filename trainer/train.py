@@ -21,13 +21,13 @@ import math
 import os
 import time
 
-import cv2
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from contract.data import IMAGE_SIZE
 from contract.runtime import cpu_cores
+from trainer.cpu_warp import warp_images
 from trainer.model import LOGITS, PRECISIONS, THETA
 from trainer.stn import pixel_affine
 
@@ -126,31 +126,13 @@ def random_affine_thetas(batch_size, seed, hparams):
     return tf.stack([cos * flip, -sin, shift[:, 0], sin * flip, cos, shift[:, 1]], axis=1)
 
 
-def _warp_with_opencv(images: np.ndarray, matrices: np.ndarray) -> np.ndarray:
-    """images [B, H, W, C] (C <= 4) warped one by one: output pixel (x, y) reads input
-    matrices[i] @ (x, y, 1), bilinear, zeros outside (OpenCV's WARP_INVERSE_MAP convention)."""
-    height, width, channels = images.shape[1:]
-    planes = images[..., 0] if channels == 1 else images  # OpenCV drops a single channel's axis
-    out = np.empty_like(planes)
-    for image, matrix, target in zip(planes, matrices, out):
-        cv2.warpAffine(image, matrix, (width, height), dst=target, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return out[..., None] if channels == 1 else out
-
-
 def warp_for_augmentation(images, theta):
-    """images [B, H, W, C] warped by the affine theta (B, 6) as trainer.stn.spatial_transform warps
-    them (same convention: pixel centres, zeros outside), through OpenCV's warpAffine.
-
-    Why OpenCV: TensorFlow's fused ImageProjectiveTransformV3 kernel took 37-45 us a 48x48 image on
-    one core here, about a tenth of what a bfloat16 training step costs an image on the same two
-    cores; OpenCV's vectorised kernel, called image by image (it releases the GIL), 21-28 us with
-    the call overhead.
-    Not bit-exact: OpenCV rounds source positions to 1/32 pixel (tests/trainer/test_train.py
-    bounds the difference). No gradient: for augmentation (augment_batch), not inside the model.
-    """
+    """images [B, H, W, C] warped by the affine theta (B, 6) exactly as trainer.stn.spatial_transform
+    warps them (its convention and arithmetic: pixel centres, zeros outside), through the compiled
+    CPU kernel trainer.cpu_warp (one call a batch, without the GIL; why: its docstring). No
+    gradient: for augmentation (augment_batch), not inside the model. Returns float32."""
     matrices = tf.reshape(pixel_affine(theta, tuple(images.shape[1:3])), [-1, 2, 3])
-    warped = tf.numpy_function(_warp_with_opencv, [images, matrices], images.dtype, stateful=False)
+    warped = tf.numpy_function(warp_images, [tf.cast(images, tf.float32), matrices], tf.float32, stateful=False)
     return tf.ensure_shape(warped, images.shape)
 
 
