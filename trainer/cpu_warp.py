@@ -19,7 +19,7 @@ import numpy as np
 
 
 @numba.njit(nogil=True, boundscheck=False, error_model="numpy")
-def _warp_planes(planes, matrices, out):  # pragma: no cover - compiled; tested through warp_planes
+def _warp_planes(planes, matrices, out):
     """planes float32 [N, H, W] -> out [N, H, W]: output pixel (column, row) of plane i samples the
     input at matrices[i] @ (column, row, 1) (pixel centres at integers), bilinear, zeros outside;
     trainer.stn._sample's steps in its order. Indices are unsigned: numba then skips its
